@@ -1,0 +1,103 @@
+"""Axes -> coordinates -> chunk plan.
+
+A sweep's grid is the cartesian product of its axes (config order = cube dimension
+order). The plan cuts it into chunk-aligned blocks, numbered in C order: block ``i``
+is always the same region for the same config, whatever runs it, so completion
+marks and resumes refer to stable ids. Every block is evaluated at the same padded
+size (the full chunk shape) so a kernel compiles once per sweep.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import SweepSpec
+
+#: target bytes of output per chunk (keeps worker memory flat and regions large)
+CHUNK_BYTES = 32 * 2**20
+
+
+def bytes_per_point(model: str, J: int, save_paths: bool = False, n_time: int = 401) -> int:
+    """Bytes of cube output per grid point (used for chunking and size estimates)."""
+    E = {"standard": 3, "modes": 3 * J}.get(model, 2 * J)
+    n_claims = 2 if model == "standard" else 5
+    per = E * (1 + 1 + 8 + 1) + 4 + 1 + 1 + 1 + 1 + 1 + 1 + n_claims  # + regime(4) done(1)
+    if model == "dynamic":
+        per += J * 8 + J * (5 * 8 + 1 + 1)
+        if save_paths:
+            per += 2 * J * n_time * 8
+    return per
+
+
+def default_chunks(model, J, sizes, requested, save_paths=False, n_time=401) -> tuple[int, ...]:
+    """Chunk sizes per axis: the requested ones, the others cut down (largest first,
+    halving) until a chunk holds about :data:`CHUNK_BYTES` of output."""
+    sizes = list(sizes)
+    chunks = [r if r else s for r, s in zip(requested, sizes)]
+    target = max(1, CHUNK_BYTES // bytes_per_point(model, J, save_paths, n_time))
+    free = [i for i, r in enumerate(requested) if not r]
+    while free and math.prod(chunks) > target:
+        i = max(free, key=lambda k: chunks[k])
+        if chunks[i] == 1:
+            break
+        chunks[i] = math.ceil(chunks[i] / 2)
+    return tuple(chunks)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a sweep is cut: ``nchunks[d]`` blocks of ``chunks[d]`` along axis ``d``."""
+
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+
+    @classmethod
+    def of(cls, spec: SweepSpec) -> Plan:
+        return cls(spec.shape, spec.chunks)
+
+    @property
+    def nchunks(self) -> tuple[int, ...]:
+        return tuple(math.ceil(n / c) for n, c in zip(self.shape, self.chunks))
+
+    @property
+    def n_blocks(self) -> int:
+        return math.prod(self.nchunks)
+
+    @property
+    def block_points(self) -> int:
+        """Points in a full block: the padded batch size of the kernel."""
+        return math.prod(self.chunks)
+
+    def region(self, block: int) -> tuple[slice, ...]:
+        """The block's slices along the swept dimensions."""
+        if not 0 <= block < self.n_blocks:
+            raise IndexError(f"block {block} outside 0..{self.n_blocks - 1}")
+        idx = np.unravel_index(block, self.nchunks) if self.shape else ()
+        return tuple(
+            slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, self.chunks, self.shape)
+        )
+
+    def blocks(self) -> Iterator[int]:
+        return iter(range(self.n_blocks))
+
+
+def block_params(spec: SweepSpec, region: tuple[slice, ...], pad_to: int) -> dict[str, np.ndarray]:
+    """Parameter values at every point of a region, flattened in C order and padded
+    (by repeating the last point) to ``pad_to`` points. Fixed parameters are broadcast.
+    """
+    axes_vals = [a.values[s] for a, s in zip(spec.axes, region)]
+    mesh = np.meshgrid(*axes_vals, indexing="ij") if axes_vals else []
+    n = math.prod(len(v) for v in axes_vals) if axes_vals else 1
+    if n > pad_to:
+        raise ValueError(f"region of {n} points exceeds the batch size {pad_to}")
+    out = {}
+    for a, m in zip(spec.axes, mesh):
+        flat = m.ravel()
+        out[a.name] = np.pad(flat, (0, pad_to - n), mode="edge") if pad_to > n else flat
+    for k, v in spec.fixed.items():
+        out[k] = np.full(pad_to, v, dtype=np.float64)
+    return out

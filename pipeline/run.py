@@ -1,0 +1,199 @@
+"""Run a sweep's plan: in this process, on a dask ``LocalCluster``, or on a running
+dask scheduler. Workers compute a block and write its region and marker themselves;
+the driver holds the single-writer lock, tracks progress and finalizes the cube.
+
+A killed run resumes where it stopped (blocks with a marker are skipped) and gives
+the same cube, bit for bit: a block's values depend only on the config and the
+block id, never on which process computed it or in which order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import _jax  # noqa: F401
+from .config import SweepSpec
+from .grid import Plan, bytes_per_point
+from .kernels import compute_block
+from .store import STATE, StoreError, create, done_blocks, finalize, write_block, writer_lock
+
+#: rough single-core throughput used for time estimates (points/s after compilation)
+RATE = {"standard": 4e6, "coordination": 4e6, "modes": 2e6, "dynamic": 6e4}
+COMPILE_S = {"standard": 1.0, "coordination": 1.0, "modes": 1.5, "dynamic": 8.0}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    points: int
+    blocks: int
+    block_points: int
+    bytes: int
+    seconds: float
+    workers: int
+
+    def lines(self) -> list[str]:
+        return [
+            f"grid points      {self.points:,}",
+            f"blocks (chunks)  {self.blocks:,} of up to {self.block_points:,} points",
+            f"output size      {human_bytes(self.bytes)} uncompressed (zarr compresses it)",
+            f"time estimate    ~{human_seconds(self.seconds)} on {self.workers} worker(s)",
+        ]
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"
+
+
+def human_seconds(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def estimate(spec: SweepSpec, workers: int | None = None) -> Estimate:
+    """Size and time of a sweep, without running it."""
+    plan = Plan.of(spec)
+    workers = workers or os.cpu_count() or 1
+    n_time = int(spec.fixed.get("n_time", 401))
+    nbytes = spec.n_points * bytes_per_point(spec.model, spec.J, spec.save_paths, n_time)
+    rate = RATE[spec.model] / (spec.J / 2) * (0.3 if spec.save_paths else 1.0)
+    secs = COMPILE_S[spec.model] + spec.n_points / (rate * max(1, min(workers, plan.n_blocks)))
+    return Estimate(spec.n_points, plan.n_blocks, plan.block_points, nbytes, secs, workers)
+
+
+def check_disk(spec: SweepSpec) -> None:
+    """Refuse a sweep whose uncompressed output would not fit on the output's disk."""
+    est = estimate(spec)
+    parent = Path(spec.output).resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    free = shutil.disk_usage(parent).free
+    if est.bytes > free:
+        raise StoreError(
+            f"the sweep would write up to {human_bytes(est.bytes)} ({spec.n_points:,} points) "
+            f"but {parent} has {human_bytes(free)} free; shrink the axes or choose another output")
+
+
+# --------------------------------------------------------------------- tasks
+
+
+def compute_and_write(spec: SweepSpec, block: int) -> dict:
+    """One task: compute a block and write it (region, then marker). Runs on workers."""
+    _jax.check_x64()
+    plan = Plan.of(spec)
+    log = Path(spec.output) / STATE / "computed.log"
+    with open(log, "a") as fh:  # one short O_APPEND line per block computation
+        fh.write(json.dumps({"block": block, "pid": os.getpid()}) + "\n")
+    t0 = time.perf_counter()
+    out = compute_block(spec, block, plan)
+    return write_block(spec, block, out, plan, seconds=time.perf_counter() - t0)
+
+
+def computed_log(path: str | Path) -> list[int]:
+    """Block ids in the order their computation started, over every run of the store."""
+    log = Path(path) / STATE / "computed.log"
+    if not log.exists():
+        return []
+    return [json.loads(line)["block"] for line in log.read_text().splitlines() if line.strip()]
+
+
+def _progress(enabled: bool, total: int):
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                    TimeRemainingColumn(), disable=not enabled, transient=False)
+
+
+def _local_cluster(workers: int):
+    from dask.distributed import LocalCluster
+
+    env = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"),
+           "OMP_NUM_THREADS": "1"}
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                        dashboard_address=None, env=env, silence_logs=40)
+
+
+def run(spec: SweepSpec, *, workers: int | None = None, scheduler: str | None = None,
+        overwrite: bool = False, progress: bool = False, cluster=None,
+        max_blocks: int | None = None) -> dict:
+    """Compute every block of ``spec`` not yet done and finalize the cube.
+
+    ``workers=0`` computes in this process; ``scheduler`` connects to a running dask
+    scheduler; ``cluster`` is any dask cluster object (e.g. a ``SLURMCluster``);
+    otherwise a ``LocalCluster`` with ``workers`` processes (default: one per core).
+    ``max_blocks`` stops after that many blocks (for tests of resuming).
+    Returns a summary dict (action, blocks computed/skipped, seconds, regimes).
+    """
+    t0 = time.perf_counter()
+    check_disk(spec)
+    plan = Plan.of(spec)
+    with writer_lock(spec.output):
+        action = create(spec, overwrite=overwrite)
+        done = done_blocks(spec.output)
+        todo = [b for b in plan.blocks() if b not in done]
+        if max_blocks is not None:
+            todo = todo[:max_blocks]
+        n_workers = workers if workers is not None else (os.cpu_count() or 1)
+        in_process = scheduler is None and cluster is None and (n_workers == 0 or len(todo) <= 1)
+        with _progress(progress, len(todo)) as bar:
+            task = bar.add_task(spec.name, total=len(todo), rate="")
+            npts = 0
+
+            def tick(summary: dict) -> None:
+                nonlocal npts
+                npts += summary["points"]
+                dt = time.perf_counter() - t0
+                bar.update(task, advance=1, rate=f"{npts / max(dt, 1e-9):,.0f} pts/s")
+
+            if in_process:
+                for b in todo:
+                    tick(compute_and_write(spec, b))
+            else:
+                _run_dask(spec, todo, tick, n_workers, scheduler, cluster)
+        remaining = plan.n_blocks - len(done_blocks(spec.output))
+        regimes = finalize(spec) if remaining == 0 else None
+    return {
+        "output": str(spec.output),
+        "action": action,
+        "blocks": plan.n_blocks,
+        "computed": len(todo),
+        "skipped": len(done),
+        "remaining": remaining,
+        "points": spec.n_points,
+        "seconds": time.perf_counter() - t0,
+        "finalized": regimes,
+    }
+
+
+def _run_dask(spec, todo, tick, n_workers, scheduler, cluster) -> None:
+    from dask.distributed import Client, as_completed
+
+    own = None
+    if scheduler:
+        client = Client(scheduler, timeout="30s")
+    else:
+        own = cluster or _local_cluster(max(1, n_workers))
+        client = Client(own)
+    try:
+        fspec = client.scatter(spec, broadcast=True)
+        futures = client.map(compute_and_write, [fspec] * len(todo), todo, pure=False,
+                             retries=3)
+        for fut in as_completed(futures):
+            tick(fut.result())
+    finally:
+        client.close()
+        if own is not None and cluster is None:
+            own.close()
