@@ -362,9 +362,11 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
     for name, v in raw.params.items():
         if name not in allowed:
             hint = ""
-            m = _INDEXED.match(name) or _LAM.match(name)
-            if m and int(m.group(1)) > J:
-                hint = f" (sector {m.group(1)} > sectors: {J})"
+            m = _INDEXED.match(name)
+            j = int(m.group(2)) if m else (int(_LAM.match(name).group(1))
+                                           if _LAM.match(name) else 0)
+            if j > J:
+                hint = f" (sector {j} > sectors: {J})"
             problems.append((f"params.{name}", f"unknown parameter for model {raw.model!r}{hint};"
                              f" expected {_expected(raw.model, J)}"))
             continue

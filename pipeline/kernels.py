@@ -101,8 +101,11 @@ def resolve_inputs(model: str, J: int, p: dict[str, np.ndarray]) -> dict[str, np
             else:
                 theta[:, j] = p[f"theta_{j + 1}"]
                 Lbar[:, j] = (theta[:, j] - beta) / alpha
-        return {"r": r, "theta": theta, "Lbar": Lbar, "beta": beta, "alpha": alpha,
-                "L_S": p.get("L_S", inf)}
+        L_S = p.get("L_S", inf)
+        theta_S = np.where(L_S[:, None] >= Lbar, theta,
+                           beta[:, None] + alpha[:, None] * np.minimum(L_S[:, None], Lbar))
+        return {"r": r, "theta": theta, "theta_S": theta_S, "Lbar": Lbar, "beta": beta,
+                "alpha": alpha, "L_S": L_S}
     if model == "dynamic":
         return {"r": r, "theta": _per_sector(p, "theta", J), "g": _per_sector(p, "g", J),
                 "eps": _per_sector(p, "eps", J), "rho": p["rho"], "Tc": p["Tc"]}
@@ -133,7 +136,7 @@ def batch_kernel(model: str, J: int, n: int, T: float = 0.0, n_time: int = 0,
         f = counted(lambda i: jax.vmap(mod.coordination)(i["r"], i["theta"]))
     elif model == "modes":
         f = counted(lambda i: jax.vmap(mod.modes)(
-            i["r"], i["theta"], i["Lbar"], i["beta"], i["alpha"], i["L_S"]))
+            i["r"], i["theta"], i["theta_S"], i["Lbar"], i["beta"], i["alpha"], i["L_S"]))
     elif model == "dynamic":
         def dyn(i):
             out = dict(jax.vmap(mod.steady_state)(i["r"], i["theta"], i["g"], i["eps"]))

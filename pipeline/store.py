@@ -434,6 +434,9 @@ def finalize(spec: SweepSpec) -> dict:
         "regime_labels": {str(c): n for c, n in zip(codes_sorted, names)},
     })
     root.attrs.update({"complete": 1, "knife_edge_points": knife})
+    with warnings.catch_warnings():  # "consolidated metadata is not part of zarr v3 (yet)"
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(path)
     return {"regimes": dict(zip(codes_sorted, names)), "knife_edge_points": knife}
 
 
@@ -443,6 +446,6 @@ def open_cube(path: str | Path) -> xr.Dataset:
     path = Path(path)
     if not (path / "zarr.json").is_file():
         raise FileNotFoundError(f"no marshall cube at {path}")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # a cube still being written has no consolidated metadata
         warnings.simplefilter("ignore", category=RuntimeWarning)
-        return xr.open_zarr(path, consolidated=False)
+        return xr.open_zarr(path)

@@ -121,14 +121,17 @@ def coordination(r, theta):
     return out
 
 
-def modes(r, theta, Lbar, beta, alpha, L_S):
+def modes(r, theta, theta_S, Lbar, beta, alpha, L_S):
     """Equilibria of ``modes`` at one point.
 
-    ``r, theta, Lbar`` are float64[J] (``theta_j = beta + alpha Lbar_j``, both given
-    so that neither is recomputed); ``beta`` in (0, 1), ``alpha > 0`` and ``L_S > 0``
-    (``inf``: scale never binds) are scalars.
+    ``r, theta, theta_S, Lbar`` are float64[J] with ``theta_j = beta + alpha Lbar_j``
+    and ``theta_jS = beta + alpha min(Lbar_j, L_S)`` (``= theta_j`` when
+    ``L_S >= Lbar_j``); ``beta`` in (0, 1), ``alpha > 0`` and ``L_S > 0`` (``inf``:
+    scale never binds) are scalars. The products-plus-sums are computed by the caller
+    (:func:`pipeline.kernels.resolve_inputs`, numpy): XLA on CPU contracts
+    ``beta + alpha * L`` into a fused multiply-add, which differs from plain numpy in
+    the last bit, and an optimization barrier does not prevent it.
     """
-    theta_S = jnp.where(L_S >= Lbar, theta, beta + alpha * L_S)
     b, w_C, C_ex, C_st, B_ex, B_st, knife = _static(r, theta, theta_S)
     L_M = ratio(1.0 - beta, alpha)
     cap = jnp.minimum(L_S, Lbar)
