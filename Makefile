@@ -16,7 +16,7 @@ $(BIN)/marshall: pyproject.toml
 install: $(BIN)/marshall
 
 demo: install
-	$(BIN)/snakemake --cores $(CORES) --snakefile Snakefile
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) --snakefile Snakefile
 
 test: install
 	$(BIN)/python -m pytest -q tests

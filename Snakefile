@@ -9,12 +9,16 @@
 # store is complete; completion inside the store is tracked per block.
 import glob
 import os
+import shutil
+import sys
 
 from pipeline.config import load_config
 
 CONFIGS = {os.path.splitext(os.path.basename(p))[0]: p for p in sorted(glob.glob("configs/*.yaml"))}
 SPECS = {name: load_config(path) for name, path in CONFIGS.items()}  # one schema: validated here too
-MARSHALL = os.environ.get("MARSHALL", "marshall")
+# the marshall installed beside the Python running Snakemake (the venv's), else PATH's
+_here = os.path.join(os.path.dirname(sys.executable), "marshall")
+MARSHALL = os.environ.get("MARSHALL") or (_here if os.path.exists(_here) else shutil.which("marshall"))
 WORKERS = int(os.environ.get("MARSHALL_WORKERS", "0"))  # 0: in the job's process
 
 
