@@ -83,6 +83,9 @@ def run(config: ConfigArg, output: OutputOpt = None,
             help="'slurm': start dask workers as SLURM jobs (dask-jobqueue)")] = None,
         jobs: Annotated[int, typer.Option(help="SLURM jobs with --cluster slurm")] = 4,
         overwrite: Annotated[bool, typer.Option(help="replace an existing store")] = False,
+        part: Annotated[str | None, typer.Option(
+            help="I/N: compute only the I-th of N block ranges (one cluster job each); "
+                 "finish with `marshall finalize`")] = None,
         progress: Annotated[bool, typer.Option(help="progress bar")] = True,
         quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False):
     """Compute a sweep into its zarr cube (resumes a killed run of the same config)."""
@@ -90,6 +93,7 @@ def run(config: ConfigArg, output: OutputOpt = None,
     from .run import run as run_sweep
 
     spec = _load(config, output)
+    part_t = _parse_part(part) if part else None
     if not quiet:
         est = estimate(spec, workers)
         console.print(f"[bold]{spec.name}[/]: {est.points:,} points in {est.blocks:,} blocks, "
@@ -102,7 +106,7 @@ def run(config: ConfigArg, output: OutputOpt = None,
         dask_cluster = slurm_cluster(spec, jobs=jobs)
     try:
         res = run_sweep(spec, workers=workers, scheduler=scheduler, overwrite=overwrite,
-                        progress=progress and not quiet, cluster=dask_cluster)
+                        progress=progress and not quiet, cluster=dask_cluster, part=part_t)
     except StoreError as exc:
         _fail(str(exc))
     except OSError as exc:
@@ -116,6 +120,44 @@ def run(config: ConfigArg, output: OutputOpt = None,
             names = ", ".join(res["finalized"]["regimes"].values())
             console.print(f"regimes: {names}; knife-edge points: "
                           f"{res['finalized']['knife_edge_points']:,}", highlight=False)
+
+
+def _parse_part(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+        if not 1 <= i <= n:
+            raise ValueError
+    except ValueError:
+        _fail(f"--part must be I/N with 1 <= I <= N (e.g. 2/8); got {text!r}", 2)
+    return i, n
+
+
+@app.command()
+def init(config: ConfigArg, output: OutputOpt = None,
+         overwrite: Annotated[bool, typer.Option(help="replace an existing store")] = False):
+    """Create the cube's template on disk (once); nothing is computed."""
+    from .run import init as init_store
+
+    spec = _load(config, output)
+    try:
+        action = init_store(spec, overwrite=overwrite)
+    except StoreError as exc:
+        _fail(str(exc))
+    console.print(f"{spec.output}: {action}")
+
+
+@app.command()
+def finalize(config: ConfigArg, output: OutputOpt = None):
+    """Name the regimes and mark the cube complete once every block is done."""
+    from .run import finalize_store
+
+    spec = _load(config, output)
+    try:
+        res = finalize_store(spec)
+    except StoreError as exc:
+        _fail(str(exc))
+    console.print(f"{spec.output}: complete; regimes: {', '.join(res['regimes'].values())}",
+                  highlight=False)
 
 
 @app.command()
@@ -151,6 +193,11 @@ def verify(cube: Annotated[Path, typer.Argument(help="zarr store")]):
         raise typer.Exit(1)
     console.print("complete" + ("" if ds.attrs.get("complete") else " (not finalized: run again "
                                                                      "to finalize)"))
+
+
+from .cli_query import register as _register_query  # noqa: E402
+
+_register_query(app)
 
 
 def main() -> None:  # pragma: no cover

@@ -126,24 +126,53 @@ def _local_cluster(workers: int):
                         dashboard_address=None, env=env, silence_logs=40)
 
 
+def part_blocks(plan: Plan, part: tuple[int, int] | None) -> list[int]:
+    """Blocks of part ``i`` of ``n`` (1-based, contiguous ranges) or all blocks."""
+    if part is None:
+        return list(plan.blocks())
+    i, n = part
+    if not 1 <= i <= n:
+        raise ValueError(f"part {i}/{n}: need 1 <= i <= n")
+    B = plan.n_blocks
+    return list(range((i - 1) * B // n, i * B // n))
+
+
+def init(spec: SweepSpec, overwrite: bool = False) -> str:
+    """Create the store's template (once); a no-op for an existing store of this config."""
+    check_disk(spec)
+    with writer_lock(spec.output):
+        return create(spec, overwrite=overwrite)
+
+
+def finalize_store(spec: SweepSpec) -> dict:
+    """Finalize a cube whose blocks are all done (after parts ran as separate jobs)."""
+    with writer_lock(spec.output):
+        return finalize(spec)
+
+
 def run(spec: SweepSpec, *, workers: int | None = None, scheduler: str | None = None,
         overwrite: bool = False, progress: bool = False, cluster=None,
-        max_blocks: int | None = None) -> dict:
+        max_blocks: int | None = None, part: tuple[int, int] | None = None,
+        finalize_cube: bool = True) -> dict:
     """Compute every block of ``spec`` not yet done and finalize the cube.
 
     ``workers=0`` computes in this process; ``scheduler`` connects to a running dask
     scheduler; ``cluster`` is any dask cluster object (e.g. a ``SLURMCluster``);
     otherwise a ``LocalCluster`` with ``workers`` processes (default: one per core).
-    ``max_blocks`` stops after that many blocks (for tests of resuming).
+    ``part=(i, n)`` computes only the i-th of n contiguous block ranges (one cluster
+    job each; parts run side by side) and does not finalize. ``max_blocks`` stops after
+    that many blocks (for tests of resuming).
     Returns a summary dict (action, blocks computed/skipped, seconds, regimes).
     """
     t0 = time.perf_counter()
     check_disk(spec)
     plan = Plan.of(spec)
-    with writer_lock(spec.output):
-        action = create(spec, overwrite=overwrite)
+    with writer_lock(spec.output, part):
+        action = create(spec, overwrite=overwrite and part is None)
         done = done_blocks(spec.output)
-        todo = [b for b in plan.blocks() if b not in done]
+        scope = part_blocks(plan, part)
+        todo = [b for b in scope if b not in done]
+        skipped = len(scope) - len(todo)
         if max_blocks is not None:
             todo = todo[:max_blocks]
         n_workers = workers if workers is not None else (os.cpu_count() or 1)
@@ -164,13 +193,13 @@ def run(spec: SweepSpec, *, workers: int | None = None, scheduler: str | None = 
             else:
                 _run_dask(spec, todo, tick, n_workers, scheduler, cluster)
         remaining = plan.n_blocks - len(done_blocks(spec.output))
-        regimes = finalize(spec) if remaining == 0 else None
+        regimes = finalize(spec) if remaining == 0 and finalize_cube and part is None else None
     return {
         "output": str(spec.output),
         "action": action,
         "blocks": plan.n_blocks,
         "computed": len(todo),
-        "skipped": len(done),
+        "skipped": skipped,
         "remaining": remaining,
         "points": spec.n_points,
         "seconds": time.perf_counter() - t0,

@@ -235,8 +235,11 @@ def _encoding(ds: xr.Dataset, spec: SweepSpec) -> dict[str, dict]:
 # ---------------------------------------------------------------------- lock
 
 
-def lock_path(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
+def lock_path(path: Path, part: tuple[int, int] | None = None) -> Path:
+    """The lock file of a whole-store run, or of part ``i`` of ``n`` of its blocks."""
+    path = Path(path)
+    suffix = ".lock" if part is None else f".lock.part-{part[0]}-of-{part[1]}"
+    return path.with_name(path.name + suffix)
 
 
 def _alive(pid: int) -> bool:
@@ -249,46 +252,82 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def writer_lock(path: Path):
-    """Hold the store's single-writer lock; refuse if a live process holds it.
+def _owner(lp: Path) -> dict:
+    try:
+        return json.loads(lp.read_text() or "{}")
+    except (OSError, json.JSONDecodeError):
+        return {}
 
-    The lock file records owner pid, host and start time. A lock left by a dead
-    process on this host is stale and taken over (with a note on stderr).
+
+def _stale(owner: dict) -> bool:
+    """A lock is stale when its owner was a process on this host that is gone."""
+    return (owner.get("host") == socket.gethostname() and bool(owner.get("pid"))
+            and not _alive(int(owner["pid"])))
+
+
+def _part_of(lp: Path, store: Path) -> tuple[int, int] | None:
+    rest = lp.name[len(store.name) + len(".lock"):]
+    if not rest.startswith(".part-"):
+        return None
+    i, _, n = rest[len(".part-"):].partition("-of-")
+    return int(i), int(n)
+
+
+def _refuse(path: Path, lp: Path, owner: dict) -> StoreError:
+    return StoreError(
+        f"{path} is being written by another run (pid {owner.get('pid')} on "
+        f"{owner.get('host')}, started {owner.get('started')}). Wait for it to finish, "
+        f"or if that run is dead on another host, remove {lp}.")
+
+
+@contextlib.contextmanager
+def writer_lock(path: Path, part: tuple[int, int] | None = None):
+    """Hold a store's writer lock; refuse if a live process holds a conflicting one.
+
+    The lock file records owner pid, host and start time. A whole-store run conflicts
+    with any other run; part ``i`` of ``n`` (disjoint block ranges, for many jobs on a
+    cluster) conflicts with whole-store runs, the same part, and parts of another
+    split. A lock left by a dead process on this host is stale and taken over (with
+    a note on stderr).
     """
-    lp = lock_path(Path(path))
+    import sys
+
+    path = Path(path)
+    lp = lock_path(path, part)
     lp.parent.mkdir(parents=True, exist_ok=True)
     me = {"pid": os.getpid(), "host": socket.gethostname(),
           "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
-    for _ in range(2):
+    for attempt in range(2):
         try:
             fd = os.open(lp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            try:
-                owner = json.loads(lp.read_text() or "{}")
-            except (OSError, json.JSONDecodeError):
-                owner = {}
-            same_host = owner.get("host") == me["host"]
-            if same_host and owner.get("pid") and not _alive(int(owner["pid"])):
-                import sys
-
-                print(f"marshall: taking over stale lock of dead process {owner['pid']} "
-                      f"(started {owner.get('started')})", file=sys.stderr)
+            owner = _owner(lp)
+            if attempt == 0 and _stale(owner):
+                print(f"marshall: taking over stale lock {lp.name} of dead process "
+                      f"{owner['pid']} (started {owner.get('started')})", file=sys.stderr)
                 lp.unlink(missing_ok=True)
                 continue
-            raise StoreError(
-                f"{path} is being written by another run (pid {owner.get('pid')} on "
-                f"{owner.get('host')}, started {owner.get('started')}). Wait for it to finish, "
-                f"or if that run is dead on another host, remove {lp}."
-            ) from None
+            raise _refuse(path, lp, owner) from None
         with os.fdopen(fd, "w") as fh:
             json.dump(me, fh)
         break
     try:
+        # created ours first, then look for conflicting others: two racing runs both
+        # see each other and both back off, never both proceed
+        for other in path.parent.glob(path.name + ".lock*"):
+            if other == lp:
+                continue
+            theirs = _part_of(other, path)
+            compatible = (part is not None and theirs is not None and theirs[1] == part[1]
+                          and theirs[0] != part[0])
+            owner = _owner(other)
+            if compatible or _stale(owner):
+                continue
+            raise _refuse(path, other, owner)
         yield me
     finally:
         with contextlib.suppress(OSError):
-            if json.loads(lp.read_text()).get("pid") == me["pid"]:
+            if _owner(lp).get("pid") == me["pid"]:
                 lp.unlink()
 
 
@@ -343,9 +382,11 @@ def create(spec: SweepSpec, overwrite: bool = False) -> str:
                 "\n  changed: " + "; ".join(changes or ["(formatting only)"]) +
                 "\n  Use --overwrite to start again, or another output path.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(path.name + ".partial-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = path.with_name(f"{path.name}.partial-{uuid.uuid4().hex[:8]}")
+    for stale in path.parent.glob(path.name + ".partial-*"):  # left by a killed creation
+        owner_pid = stale.name.rsplit("-", 1)[-1]
+        if not (owner_pid.isdigit() and _alive(int(owner_pid))):
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = path.with_name(f"{path.name}.partial-{uuid.uuid4().hex[:8]}-{os.getpid()}")
     ds = template(spec)
     ds.to_zarr(tmp, mode="w", compute=False, zarr_format=3, consolidated=False,
                encoding=_encoding(ds, spec))
@@ -356,7 +397,14 @@ def create(spec: SweepSpec, overwrite: bool = False) -> str:
                       "config_canonical": json.dumps(spec.canonical, sort_keys=True),
                       "n_blocks": Plan.of(spec).n_blocks})
     (tmp / STATE / "done").mkdir()
-    os.replace(tmp, path)
+    try:
+        os.rename(tmp, path)  # atomic; fails if another part created the store first
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        st = state(path)
+        if st is None or st.get("config_hash") != spec.config_hash:
+            raise
+        return "resumed"
     return action
 
 
