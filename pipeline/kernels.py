@@ -164,13 +164,28 @@ def _static(spec: SweepSpec) -> dict:
             "save_paths": spec.save_paths}
 
 
-def compute_block(spec: SweepSpec, block: int, plan: Plan | None = None) -> dict[str, np.ndarray]:
-    """Evaluate one block of a sweep: every output shaped ``region shape + extra dims``."""
+def launch_block(spec: SweepSpec, block: int, plan: Plan | None = None):
+    """Start evaluating a block; returns a handle for :func:`collect_block`.
+
+    JAX dispatches asynchronously, so the caller can write the previous block while
+    this one computes.
+    """
     plan = plan or Plan.of(spec)
     region = plan.region(block)
     shape = tuple(s.stop - s.start for s in region)
-    n = int(np.prod(shape, dtype=np.int64))
     params = block_params(spec, region, plan.block_points)
-    out = run_kernel(spec.model, spec.J, resolve_inputs(spec.model, spec.J, params),
-                     **_static(spec))
-    return {k: v[:n].reshape(shape + v.shape[1:]) for k, v in out.items()}
+    inputs = resolve_inputs(spec.model, spec.J, params)
+    fn = batch_kernel(spec.model, spec.J, plan.block_points, **_static(spec))
+    return shape, fn({k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()})
+
+
+def collect_block(handle) -> dict[str, np.ndarray]:
+    """Wait for a launched block; every output shaped ``region shape + extra dims``."""
+    shape, out = handle
+    n = int(np.prod(shape, dtype=np.int64))
+    return {k: np.asarray(v)[:n].reshape(shape + v.shape[1:]) for k, v in out.items()}
+
+
+def compute_block(spec: SweepSpec, block: int, plan: Plan | None = None) -> dict[str, np.ndarray]:
+    """Evaluate one block of a sweep: every output shaped ``region shape + extra dims``."""
+    return collect_block(launch_block(spec, block, plan))

@@ -19,7 +19,7 @@ from pathlib import Path
 from . import _jax  # noqa: F401
 from .config import SweepSpec
 from .grid import Plan, bytes_per_point
-from .kernels import compute_block
+from .kernels import collect_block, launch_block
 from .store import STATE, StoreError, create, done_blocks, finalize, write_block, writer_lock
 
 #: rough single-core throughput used for time estimates (points/s after compilation)
@@ -88,16 +88,47 @@ def check_disk(spec: SweepSpec) -> None:
 # --------------------------------------------------------------------- tasks
 
 
-def compute_and_write(spec: SweepSpec, block: int) -> dict:
-    """One task: compute a block and write it (region, then marker). Runs on workers."""
+def compute_and_write(spec: SweepSpec, blocks: int | list[int]) -> list[dict]:
+    """One task: compute blocks and write each (region, then marker). Runs on workers.
+
+    Pipelined: block ``i + 1`` computes (JAX dispatches asynchronously) while block
+    ``i`` is written, so one process keeps both the kernel and the writer busy.
+    """
+    return list(pipelined(spec, [blocks] if isinstance(blocks, int) else blocks))
+
+
+def pipelined(spec: SweepSpec, blocks):
+    """Compute and write ``blocks`` in order, overlapping each write with the next
+    block's computation; yields each block's summary once its marker is written."""
     _jax.check_x64()
     plan = Plan.of(spec)
     log = Path(spec.output) / STATE / "computed.log"
-    with open(log, "a") as fh:  # one short O_APPEND line per block computation
-        fh.write(json.dumps({"block": block, "pid": os.getpid()}) + "\n")
-    t0 = time.perf_counter()
-    out = compute_block(spec, block, plan)
-    return write_block(spec, block, out, plan, seconds=time.perf_counter() - t0)
+    pending = None
+
+    def finish(item) -> dict:
+        b, handle, t0 = item
+        res = collect_block(handle)
+        return write_block(spec, b, res, plan, seconds=time.perf_counter() - t0)
+
+    for b in blocks:
+        with open(log, "a") as fh:  # one short O_APPEND line per block computation
+            fh.write(json.dumps({"block": b, "pid": os.getpid()}) + "\n")
+        item = (b, launch_block(spec, b, plan), time.perf_counter())
+        if pending is not None:
+            yield finish(pending)
+        pending = item
+    if pending is not None:
+        yield finish(pending)
+
+
+def task_groups(todo: list[int], n_workers: int, plan: Plan) -> list[list[int]]:
+    """Cut the blocks to do into tasks of consecutive blocks: about four tasks per
+    worker (load balance, retry granularity) and at most ~16 M points per task."""
+    if not todo:
+        return []
+    per = max(1, min(len(todo) // max(1, 4 * n_workers),
+                     max(1, 16_000_000 // plan.block_points)))
+    return [todo[i:i + per] for i in range(0, len(todo), per)]
 
 
 def computed_log(path: str | Path) -> list[int]:
@@ -188,8 +219,8 @@ def run(spec: SweepSpec, *, workers: int | None = None, scheduler: str | None = 
                 bar.update(task, advance=1, rate=f"{npts / max(dt, 1e-9):,.0f} pts/s")
 
             if in_process:
-                for b in todo:
-                    tick(compute_and_write(spec, b))
+                for summary in pipelined(spec, todo):
+                    tick(summary)
             else:
                 _run_dask(spec, todo, tick, n_workers, scheduler, cluster)
         remaining = plan.n_blocks - len(done_blocks(spec.output))
@@ -217,11 +248,14 @@ def _run_dask(spec, todo, tick, n_workers, scheduler, cluster) -> None:
         own = cluster or _local_cluster(max(1, n_workers))
         client = Client(own)
     try:
+        n = max(1, len(client.nthreads()) or n_workers)
+        groups = task_groups(todo, n, Plan.of(spec))
         fspec = client.scatter(spec, broadcast=True)
-        futures = client.map(compute_and_write, [fspec] * len(todo), todo, pure=False,
+        futures = client.map(compute_and_write, [fspec] * len(groups), groups, pure=False,
                              retries=3)
         for fut in as_completed(futures):
-            tick(fut.result())
+            for summary in fut.result():
+                tick(summary)
     finally:
         client.close()
         if own is not None and cluster is None:

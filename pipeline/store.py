@@ -432,22 +432,58 @@ def _atomic_write(target: Path, text: str) -> None:
     os.replace(tmp, target)
 
 
+_ARRAYS: dict[tuple[str, str], dict] = {}
+_POOL = None
+
+
+def _arrays(spec: SweepSpec) -> dict:
+    """This process's open zarr arrays of a store (opened once per store and config)."""
+    import zarr
+
+    key = (str(Path(spec.output).resolve()), spec.config_hash)
+    if key not in _ARRAYS:
+        root = zarr.open_group(spec.output, mode="r+", zarr_format=3)
+        _ARRAYS.clear()  # one store at a time per process
+        _ARRAYS[key] = {name: root[name] for name in schema(spec)}
+    return _ARRAYS[key]
+
+
+def _writer_pool():
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(4, thread_name_prefix="marshall-write")
+    return _POOL
+
+
 def write_block(spec: SweepSpec, block: int, out: dict[str, np.ndarray],
                 plan: Plan | None = None, seconds: float = 0.0) -> dict:
-    """Write one block's outputs into its region, then its completion marker."""
+    """Write one block's outputs into its chunk-aligned region, then its marker.
+
+    The template was written once by :func:`create`; here each variable's region is
+    assigned through the store's zarr arrays (what ``to_zarr(region=...)`` does, minus
+    reopening and re-validating the store for every block), variables in parallel
+    threads (compression releases the GIL). The marker follows the data, atomically.
+    """
     plan = plan or Plan.of(spec)
     region = plan.region(block)
+    arrays = _arrays(spec)
     sch = schema(spec)
-    data = {}
-    for name, v in sch.items():
-        arr = np.ones(out["regime"].shape, bool) if name == "done" else out[name]
-        data[name] = (spec.dims + v.extra, np.asarray(arr, dtype=v.dtype))
-    ds = xr.Dataset(data)
-    reg = dict(zip(spec.dims, region)) | {d: slice(None) for v in sch.values() for d in v.extra}
-    ds.to_zarr(spec.output, region=reg, zarr_format=3, consolidated=False)
+    shape = out["regime"].shape
+
+    def put(name: str) -> None:
+        v = sch[name]
+        data = np.ones(shape, bool) if name == "done" else np.asarray(out[name], dtype=v.dtype)
+        arrays[name][region + (slice(None),) * len(v.extra)] = data
+
+    # "done" last: a point reads as computed only after everything else is written
+    for fut in [_writer_pool().submit(put, n) for n in sch if n != "done"]:
+        fut.result()
+    put("done")
     summary = {
         "block": block,
-        "points": int(out["regime"].size),
+        "points": int(np.prod(shape)),
         "regimes": sorted(int(x) for x in np.unique(out["regime"])),
         "knife_edge": int(np.count_nonzero(out["knife_edge"])),
         "seconds": round(seconds, 4),
