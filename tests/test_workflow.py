@@ -1,0 +1,101 @@
+"""The Snakemake workflow for real: `snakemake` on a work directory of configs, a kill
+of the whole workflow mid-run, and `--rerun-incomplete` finishing only what was left."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import open_cube, parse_config, run
+from pipeline.run import computed_log
+from pipeline.store import done_blocks
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+SMALL = """\
+model: standard
+params:
+  r_1: 1.0
+  r_2: {logspace: [0.25, 8.0, 31]}
+  theta: {linspace: [1.05, 6.0, 23]}
+output: results/cubes/small.zarr
+"""
+SLOW = """\
+model: modes
+sectors: 2
+params:
+  r_1: {logspace: [0.3, 6.0, 60]}
+  r_2: 1.0
+  beta: 0.5
+  alpha: 0.25
+  theta_1: {linspace: [1.05, 5.0, 40]}
+  theta_2: [1.5, 3.0]
+  L_S: [3.0, 100.0]
+chunks: {r_1: 3, theta_1: 8, theta_2: 1, L_S: 1}
+output: results/cubes/slow.zarr
+"""
+
+
+def snakemake(workdir: Path, *extra: str, **kw):
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}")
+    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+           "--cores", "2", *extra]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True, **kw)
+
+
+def make_workdir(tmp_path: Path, configs: dict[str, str]) -> Path:
+    wd = tmp_path / "wd"
+    (wd / "configs").mkdir(parents=True)
+    for name, text in configs.items():
+        (wd / "configs" / f"{name}.yaml").write_text(text)
+    return wd
+
+
+@pytest.mark.slow
+def test_snakemake_kill_and_rerun_incomplete(tmp_path):
+    wd = make_workdir(tmp_path, {"small": SMALL, "slow": SLOW})
+    store = wd / "results" / "cubes" / "slow.zarr"
+    p = snakemake(wd)
+    t0 = time.monotonic()
+    while not (store.exists() and len(done_blocks(store)) >= 10):
+        assert p.poll() is None, p.stdout.read()
+        assert time.monotonic() - t0 < 180, "workflow did not start computing"
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL)  # the whole workflow: snakemake and its jobs
+    p.wait(timeout=30)
+    done_at_kill = done_blocks(store)
+    log_at_kill = len(computed_log(store))
+    assert 0 < len(done_at_kill) < 400
+
+    p = snakemake(wd, "--unlock")  # snakemake's own lock, left by the kill
+    assert p.wait(timeout=120) == 0
+    p = snakemake(wd, "--rerun-incomplete")
+    out, _ = p.communicate(timeout=600)
+    assert p.returncode == 0, out
+    assert (wd / "results" / "cubes" / "slow.done").read_text().strip().endswith("complete")
+    assert (wd / "results" / "cubes" / "small.done").exists()
+    # the resume computed each unfinished block once, none of the finished ones
+    new = computed_log(store)[log_at_kill:]
+    assert sorted(new) == sorted(set(range(400)) - done_at_kill)
+    # and the cube is the one an uninterrupted run gives
+    ref = parse_config(SLOW.replace("results/cubes/slow.zarr", str(tmp_path / "ref.zarr")))
+    run(ref, workers=0)
+    a, b = open_cube(store).load(), open_cube(ref.output).load()
+    for name in a.data_vars:
+        assert np.array_equal(a[name].values, b[name].values, equal_nan=True), name
+    assert list((wd / "logs" / "cube").glob("*.log"))
+    # nothing left to do
+    p = snakemake(wd, "-n")
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0 and "Nothing to be done" in out, out
+    shutil.rmtree(wd / ".snakemake", ignore_errors=True)
