@@ -9,6 +9,7 @@ Quick use::
 """
 
 from . import _jax as _jax  # float64 on in every process that imports the package
+from . import query as query  # registers the ``ds.marshall`` accessor
 from .config import ConfigError as ConfigError
 from .config import SweepSpec as SweepSpec
 from .config import load_config as load_config

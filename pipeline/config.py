@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 MODELS = ("standard", "modes", "coordination", "dynamic")
 MAX_SECTORS = 10  # the regime bitmask (int32) holds 3 J labels
-MAX_AXIS = 100_000_000  # points on one axis
+MAX_AXIS = 10_000_000  # points on one axis (80 MB of coordinate)
 MAX_CONFIG_BYTES = 1_000_000
 DEFAULTS = {"rho": 0.05, "T": 400.0, "n_time": 401, "Tc": 0.0, "L_S": math.inf}
 
@@ -418,7 +418,7 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
     canonical = {
         "model": raw.model,
         "sectors": J,
-        "params": {a.name: {"values": a.values.tolist(), "spacing": a.spacing} for a in axes}
+        "params": {a.name: _canonical_axis(raw.params[a.name], a) for a in axes}
         | {k: v for k, v in sorted(fixed.items())},
         "chunks": dict(zip(dims, chunks)),
         "save_paths": raw.save_paths,
@@ -436,6 +436,18 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
         text=text,
         canonical=canonical,
     )
+
+
+def _canonical_axis(v: Any, axis: Axis) -> dict:
+    """An axis as hashed and stored: its generator (``linspace``/``logspace`` with float
+    bounds and int count) or, for an explicit list, its values; never a huge list."""
+    if isinstance(v, Linspace):
+        a, b, n = v.linspace
+        return {"linspace": [float(a), float(b), int(n)]}
+    if isinstance(v, Logspace):
+        a, b, n = v.logspace
+        return {"logspace": [float(a), float(b), int(n)]}
+    return {"values": axis.values.tolist()}
 
 
 def _check_required(model: str, J: int, given: set[str]) -> list[tuple[str, str]]:

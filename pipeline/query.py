@@ -54,8 +54,15 @@ NON_PARAM_DIMS = ("equilibrium", "claim", "sector", "target", "time")
 #: scalar coordinates that are settings, not economic parameters
 SETTINGS = ("T", "n_time")
 #: variables over ``target`` written by the dynamic model
-TRANSITION_VARS = ("jump", "half_life", "t99", "pv_gain", "breakeven_kappa", "path_feasible",
-                   "status")
+TRANSITION_VARS = (
+    "jump",
+    "half_life",
+    "t99",
+    "pv_gain",
+    "breakeven_kappa",
+    "path_feasible",
+    "status",
+)
 MAX_EXPR = 2000
 
 
@@ -117,17 +124,35 @@ class ExpressionError(ValueError):
 
 
 _BINOPS = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
-    ast.Pow: operator.pow, ast.BitAnd: operator.and_, ast.BitOr: operator.or_,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+    ast.BitAnd: operator.and_,
+    ast.BitOr: operator.or_,
 }
 _CMPOPS = {
-    ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
-    ast.Eq: operator.eq, ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
 }
 _METHODS = {"sel", "isel", "any", "all", "sum", "mean", "max", "min", "isnull", "notnull"}
-_FUNCS = {"abs": np.abs, "log": np.log, "log10": np.log10, "exp": np.exp, "sqrt": np.sqrt,
-          "isnan": np.isnan, "minimum": np.minimum, "maximum": np.maximum}
+_FUNCS = {
+    "abs": np.abs,
+    "log": np.log,
+    "log10": np.log10,
+    "exp": np.exp,
+    "sqrt": np.sqrt,
+    "isnan": np.isnan,
+    "minimum": np.minimum,
+    "maximum": np.maximum,
+}
 _CONSTS = {"True": True, "False": False, "inf": math.inf, "nan": math.nan, "pi": math.pi}
 
 
@@ -150,8 +175,10 @@ class _Evaluator:
             return _CONSTS[name]
         if name in ds.data_vars or name in ds.coords:
             if name in NON_PARAM_DIMS:
-                raise ExpressionError(f"{name!r} is a label dimension; select along it instead, "
-                                      f"e.g. exists.sel({name}=...)")
+                raise ExpressionError(
+                    f"{name!r} is a label dimension; select along it instead, "
+                    f"e.g. exists.sel({name}=...)"
+                )
             return ds[name]
         if name == "c" and self.acc.model == "standard":
             return self.acc._param("r_2") / self.acc._param("r_1")
@@ -167,14 +194,17 @@ class _Evaluator:
                 return -v
         if isinstance(node, (ast.List, ast.Tuple)):
             return [self.const(e) for e in node.elts]
-        raise ExpressionError("arguments of sel/isel/methods and subscripts must be constants "
-                              f"(numbers or strings); got {ast.unparse(node)!r}")
+        raise ExpressionError(
+            "arguments of sel/isel/methods and subscripts must be constants "
+            f"(numbers or strings); got {ast.unparse(node)!r}"
+        )
 
     def eval(self, node: ast.AST) -> Any:
         meth = getattr(self, "_" + type(node).__name__, None)
         if meth is None:
-            raise ExpressionError(f"{type(node).__name__} is not allowed in a query expression: "
-                                  f"{ast.unparse(node)!r}")
+            raise ExpressionError(
+                f"{type(node).__name__} is not allowed in a query expression: {ast.unparse(node)!r}"
+            )
         return meth(node)
 
     # nodes
@@ -218,8 +248,9 @@ class _Evaluator:
             raise ExpressionError(f"operator {type(node.op).__name__} is not allowed")
         a, b = self.eval(node.left), self.eval(node.right)
         if isinstance(a, str) or isinstance(b, str):
-            raise ExpressionError(f"strings cannot be combined with arithmetic: "
-                                  f"{ast.unparse(node)!r}")
+            raise ExpressionError(
+                f"strings cannot be combined with arithmetic: {ast.unparse(node)!r}"
+            )
         if op is operator.pow and isinstance(a, float) and isinstance(b, float):
             try:
                 return math.pow(a, b)
@@ -235,8 +266,9 @@ class _Evaluator:
         for op_node, right_node in zip(node.ops, node.comparators, strict=True):
             op = _CMPOPS.get(type(op_node))
             if op is None:
-                raise ExpressionError(f"comparison {type(op_node).__name__} is not allowed "
-                                      "(use ==, !=, <, <=, >, >=)")
+                raise ExpressionError(
+                    f"comparison {type(op_node).__name__} is not allowed (use ==, !=, <, <=, >, >=)"
+                )
             right = self.eval(right_node)
             lhs, rhs = self._labels_to_codes(left, right), self._labels_to_codes(right, left)
             res = op(lhs, rhs)
@@ -257,8 +289,10 @@ class _Evaluator:
             return labs.index(v)
         if isinstance(other, str):
             return v
-        raise ExpressionError(f"a string ({v!r}) can only be compared with regime, best or "
-                              "worst; select labels with var['C2'] or var.sel(...)")
+        raise ExpressionError(
+            f"a string ({v!r}) can only be compared with regime, best or "
+            "worst; select labels with var['C2'] or var.sel(...)"
+        )
 
     def _Subscript(self, node):
         v = self.eval(node.value)
@@ -269,7 +303,8 @@ class _Evaluator:
         if len(extra) != 1:
             raise ExpressionError(
                 f"{v.name}[...] needs exactly one label dimension to select along; "
-                f"{v.name} has {extra or 'none'}: use .sel(dim=value)")
+                f"{v.name} has {extra or 'none'}: use .sel(dim=value)"
+            )
         dim = extra[0]
         return self._sel(v, {dim: key})
 
@@ -278,8 +313,9 @@ class _Evaluator:
             return v.sel(idx)
         except (KeyError, ValueError, TypeError) as exc:
             opts = {d: [_plain(x) for x in v[d].values] for d in idx if d in v.coords}
-            raise ExpressionError(f"cannot select {idx} from {v.name}: {exc}; values: {opts}") \
-                from None
+            raise ExpressionError(
+                f"cannot select {idx} from {v.name}: {exc}; values: {opts}"
+            ) from None
 
     def _Call(self, node):
         if node.keywords and any(k.arg is None for k in node.keywords):
@@ -287,16 +323,18 @@ class _Evaluator:
         if isinstance(node.func, ast.Name):
             fn = _FUNCS.get(node.func.id)
             if fn is None:
-                raise ExpressionError(f"unknown function {node.func.id!r}; allowed: "
-                                      f"{', '.join(sorted(_FUNCS))}")
+                raise ExpressionError(
+                    f"unknown function {node.func.id!r}; allowed: {', '.join(sorted(_FUNCS))}"
+                )
             if node.keywords:
                 raise ExpressionError(f"{node.func.id}() takes no keyword arguments")
             return fn(*[self.eval(a) for a in node.args])
         if isinstance(node.func, ast.Attribute):
             name = node.func.attr
             if name not in _METHODS:
-                raise ExpressionError(f"method {name!r} is not allowed; allowed: "
-                                      f"{', '.join(sorted(_METHODS))}")
+                raise ExpressionError(
+                    f"method {name!r} is not allowed; allowed: {', '.join(sorted(_METHODS))}"
+                )
             obj = self.eval(node.func.value)
             if not isinstance(obj, xr.DataArray):
                 raise ExpressionError(f".{name}() applies to cube variables only")
@@ -304,8 +342,9 @@ class _Evaluator:
             kwargs = {k.arg: self.const(k.value) for k in node.keywords}
             if name == "sel":
                 if args:
-                    raise ExpressionError("sel() takes keyword arguments, e.g. "
-                                          "sel(equilibrium='C2')")
+                    raise ExpressionError(
+                        "sel() takes keyword arguments, e.g. sel(equilibrium='C2')"
+                    )
                 return self._sel(obj, kwargs)
             try:
                 return getattr(obj, name)(*args, **kwargs)
@@ -314,14 +353,18 @@ class _Evaluator:
         raise ExpressionError(f"call not allowed: {ast.unparse(node)!r}")
 
     def _Attribute(self, node):
-        raise ExpressionError(f"attribute access is not allowed ({ast.unparse(node)!r}); only "
-                              f"the methods {', '.join(sorted(_METHODS))} can be called")
+        raise ExpressionError(
+            f"attribute access is not allowed ({ast.unparse(node)!r}); only "
+            f"the methods {', '.join(sorted(_METHODS))} can be called"
+        )
 
     def _truth(self, v):
         if isinstance(v, xr.DataArray):
             if v.dtype != bool:
-                raise ExpressionError(f"{v.name or 'a value'} is not a condition (dtype "
-                                      f"{v.dtype}); compare it, e.g. {v.name or 'x'} > 0")
+                raise ExpressionError(
+                    f"{v.name or 'a value'} is not a condition (dtype "
+                    f"{v.dtype}); compare it, e.g. {v.name or 'x'} > 0"
+                )
             return v
         if isinstance(v, (bool, np.bool_)):
             return bool(v)
@@ -382,13 +425,19 @@ class MarshallAccessor:
         """Model, dimensions (size, range, spacing), fixed values, point and regime counts."""
         ds = self._ds
         done = self.done
-        n_done, n_knife, n_mult = (int(x) for x in _compute(
-            done.sum(), (ds["knife_edge"] & done).sum(), self.multiple().sum()))
+        n_done, n_knife, n_mult = (
+            int(x)
+            for x in _compute(done.sum(), (ds["knife_edge"] & done).sum(), self.multiple().sum())
+        )
         dims = {}
         for d in self.params:
             v = ds[d].values
-            dims[d] = {"size": int(v.size), "min": _plain(v.min()), "max": _plain(v.max()),
-                       "spacing": ds[d].attrs.get("spacing", "")}
+            dims[d] = {
+                "size": int(v.size),
+                "min": _plain(v.min()),
+                "max": _plain(v.max()),
+                "spacing": ds[d].attrs.get("spacing", ""),
+            }
         return {
             "model": self.model,
             "sectors": self.J,
@@ -431,9 +480,11 @@ class MarshallAccessor:
             return 0
         unknown = [p for p in parts if p not in bits]
         if unknown or not parts:
-            raise ExpressionError(f"unknown regime {name!r}: {unknown or 'empty'} not among the "
-                                  f"equilibria {', '.join(bits)}; regimes in this cube: "
-                                  f"{', '.join(self.regime_names().values())}")
+            raise ExpressionError(
+                f"unknown regime {name!r}: {unknown or 'empty'} not among the "
+                f"equilibria {', '.join(bits)}; regimes in this cube: "
+                f"{', '.join(self.regime_names().values())}"
+            )
         return int(sum(1 << bits.index(p) for p in set(parts)))
 
     def regime(self) -> xr.DataArray:
@@ -447,8 +498,9 @@ class MarshallAccessor:
             out[(codes == c) & done] = n
         return xr.DataArray(out, dims=reg.dims, coords=reg.coords, name="regime_name")
 
-    def regime_share(self, by: str | Sequence[str] | None = None,
-                     where: str | xr.DataArray | None = None) -> pd.Series | pd.DataFrame:
+    def regime_share(
+        self, by: str | Sequence[str] | None = None, where: str | xr.DataArray | None = None
+    ) -> pd.Series | pd.DataFrame:
         """Share of computed points in each regime.
 
         ``by=None``: a Series indexed by regime name (sums to 1). ``by="theta_2"`` (or a
@@ -468,15 +520,19 @@ class MarshallAccessor:
         if not by_dims:
             n = float(total)
             vals = [float(c) / n if n else math.nan for c in counts]
-            return pd.Series(vals, index=pd.Index(list(names.values()), name="regime"),
-                             name="share")
+            return pd.Series(
+                vals, index=pd.Index(list(names.values()), name="regime"), name="share"
+            )
         tot = np.asarray(total.transpose(*by_dims).values, dtype=float)
         cols = {}
         for (_, nm), cnt in zip(names.items(), counts, strict=True):
             with np.errstate(invalid="ignore", divide="ignore"):
                 cols[nm] = (np.asarray(cnt.transpose(*by_dims).values, float) / tot).ravel()
-        index = pd.MultiIndex.from_product([ds[d].values for d in by_dims], names=by_dims) \
-            if len(by_dims) > 1 else pd.Index(ds[by_dims[0]].values, name=by_dims[0])
+        index = (
+            pd.MultiIndex.from_product([ds[d].values for d in by_dims], names=by_dims)
+            if len(by_dims) > 1
+            else pd.Index(ds[by_dims[0]].values, name=by_dims[0])
+        )
         df = pd.DataFrame(cols, index=index)
         df.columns.name = "regime"
         return df
@@ -489,14 +545,19 @@ class MarshallAccessor:
     def _check_dim(self, name: str) -> None:
         if name not in self.params:
             if name in self.fixed:
-                raise ValueError(f"{name!r} is fixed at {_fmt(self.fixed[name])} in this cube, "
-                                 f"not swept; swept dimensions: {', '.join(self.params)}")
-            raise ValueError(f"unknown dimension {name!r}; the cube's swept dimensions are "
-                             f"{', '.join(self.params) or 'none'}"
-                             + (f" (fixed: {', '.join(self.fixed)})" if self.fixed else ""))
+                raise ValueError(
+                    f"{name!r} is fixed at {_fmt(self.fixed[name])} in this cube, "
+                    f"not swept; swept dimensions: {', '.join(self.params)}"
+                )
+            raise ValueError(
+                f"unknown dimension {name!r}; the cube's swept dimensions are "
+                f"{', '.join(self.params) or 'none'}"
+                + (f" (fixed: {', '.join(self.fixed)})" if self.fixed else "")
+            )
 
-    def indexers(self, params: Mapping[str, Any] | None, require_all: bool = False,
-                 free: Sequence[str] = ()) -> dict[str, int]:
+    def indexers(
+        self, params: Mapping[str, Any] | None, require_all: bool = False, free: Sequence[str] = ()
+    ) -> dict[str, int]:
         """Nearest-grid-point integer indexers for ``params`` (log distance on log axes).
 
         Fixed parameters may be named with their own value. With ``require_all`` every
@@ -515,8 +576,9 @@ class MarshallAccessor:
             elif k in self.fixed:
                 fv = float(self.fixed[k])
                 if not math.isclose(float(v), fv, rel_tol=1e-9, abs_tol=1e-12):
-                    raise ValueError(f"{k!r} is fixed at {_fmt(fv)} in this cube; it cannot be "
-                                     f"set to {_fmt(v)}")
+                    raise ValueError(
+                        f"{k!r} is fixed at {_fmt(fv)} in this cube; it cannot be set to {_fmt(v)}"
+                    )
             else:
                 self._check_dim(k)
         for d in self.params:
@@ -527,13 +589,16 @@ class MarshallAccessor:
         if require_all:
             left = [d for d in self.params if d not in idx and d not in free]
             if left:
-                ranges = ", ".join(f"{d} ({self._ds.sizes[d]} values, "
-                                   f"{_fmt(self._ds[d].values[0])}..{_fmt(self._ds[d].values[-1])})"
-                                   for d in left)
+                ranges = ", ".join(
+                    f"{d} ({self._ds.sizes[d]} values, "
+                    f"{_fmt(self._ds[d].values[0])}..{_fmt(self._ds[d].values[-1])})"
+                    for d in left
+                )
                 eg = ", ".join(f"{d}={_fmt(self._ds[d].values[0])}" for d in left)
-                raise ValueError(f"dimension(s) left over: {ranges}; give a value for each, e.g. "
-                                 f"at({eg}) (CLI: " + " ".join(f"--at {d}=..." for d in left)
-                                 + ")")
+                raise ValueError(
+                    f"dimension(s) left over: {ranges}; give a value for each, e.g. "
+                    f"at({eg}) (CLI: " + " ".join(f"--at {d}=..." for d in left) + ")"
+                )
         return idx
 
     def point(self, **params: float) -> xr.Dataset:
@@ -542,8 +607,14 @@ class MarshallAccessor:
 
     def coords_of(self, sub: xr.Dataset) -> dict[str, Any]:
         """Parameter values (swept and fixed) of a point dataset."""
-        return {str(k): _plain(c.values[()]) for k, c in sub.coords.items()
-                if c.ndim == 0 and k not in NON_PARAM_DIMS}
+        names = [d for d in self.params if d in sub.coords] + [
+            str(k) for k in sub.coords if k not in self.params
+        ]
+        return {
+            k: _plain(sub.coords[k].values[()])
+            for k in names
+            if sub.coords[k].ndim == 0 and k not in NON_PARAM_DIMS
+        }
 
     def at(self, **params: float) -> pd.DataFrame:
         """Equilibria at the grid point nearest ``params``: a table indexed by equilibrium
@@ -551,12 +622,15 @@ class MarshallAccessor:
         parameter's value at the point), ``done``, ``regime``, ``n_equilibria``,
         ``n_stable``, ``best``, ``worst``, ``knife_edge``."""
         sub = self.point(**params).compute()
-        df = pd.DataFrame({
-            "exists": np.asarray(sub["exists"].values, bool),
-            "stable": np.asarray(sub["stable"].values, bool),
-            "wage": np.asarray(sub["wage"].values, float),
-            "rank": np.asarray(sub["rank"].values, int),
-        }, index=pd.Index(self.labels, name="equilibrium"))
+        df = pd.DataFrame(
+            {
+                "exists": np.asarray(sub["exists"].values, bool),
+                "stable": np.asarray(sub["stable"].values, bool),
+                "wage": np.asarray(sub["wage"].values, float),
+                "rank": np.asarray(sub["rank"].values, int),
+            },
+            index=pd.Index(self.labels, name="equilibrium"),
+        )
         code = int(sub["regime"].values)
         done = bool(sub["done"].values) if "done" in sub else True
         labs = self.labels
@@ -609,7 +683,16 @@ class MarshallAccessor:
             tree = ast.parse(expr.strip(), mode="eval")
         except SyntaxError as exc:
             raise ExpressionError(f"cannot parse {expr!r}: {exc.msg}") from None
-        val = _Evaluator(self).eval(tree)
+        except (RecursionError, MemoryError):
+            raise ExpressionError("expression is nested too deeply") from None
+        try:
+            val = _Evaluator(self).eval(tree)
+        except ExpressionError:
+            raise
+        except RecursionError:
+            raise ExpressionError("expression is nested too deeply") from None
+        except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError) as exc:
+            raise ExpressionError(f"cannot evaluate {expr!r}: {exc}") from None
         done = self.done
         if isinstance(val, xr.DataArray):
             extra = [d for d in val.dims if d not in self.params]
@@ -617,10 +700,13 @@ class MarshallAccessor:
                 raise ExpressionError(
                     f"the expression still varies over {extra}: select a value, e.g. "
                     f"exists['C2'] or exists.sel({extra[0]}=...), or reduce it, e.g. "
-                    f".any('{extra[0]}')")
+                    f".any('{extra[0]}')"
+                )
             if val.dtype != bool:
-                raise ExpressionError(f"the expression gives {val.dtype} values, not a condition;"
-                                      " compare it, e.g. wage['C1'] > 1")
+                raise ExpressionError(
+                    f"the expression gives {val.dtype} values, not a condition;"
+                    " compare it, e.g. wage['C1'] > 1"
+                )
             mask = (val & done).broadcast_like(done)
         elif isinstance(val, (bool, np.bool_)):
             mask = done & bool(val)
@@ -653,8 +739,10 @@ class MarshallAccessor:
         if mask.ndim:
             for d, i in zip(self.params, np.unravel_index(flat, mask.shape), strict=True):
                 cols[d] = np.asarray(ds[d].values)[i]
-        reg, nst, best = (np.asarray(ds[v].transpose(*self.params).values).reshape(-1)[flat]
-                          for v in ("regime", "n_stable", "best"))
+        reg, nst, best = (
+            np.asarray(ds[v].transpose(*self.params).values).reshape(-1)[flat]
+            for v in ("regime", "n_stable", "best")
+        )
         bits, labs = self._bits(), self.labels
         cols["regime"] = [regime_name(int(c), bits) for c in reg]
         cols["n_stable"] = nst.astype(int)
@@ -678,9 +766,11 @@ class MarshallAccessor:
             statements = {}
         done = self.done
         cl = ds["claims"]
-        held, failed, na = _compute(((cl == 1) & done).sum(self.params),
-                                    ((cl == 0) & done).sum(self.params),
-                                    ((cl < 0) & done).sum(self.params))
+        held, failed, na = _compute(
+            ((cl == 1) & done).sum(self.params),
+            ((cl == 0) & done).sum(self.params),
+            ((cl < 0) & done).sum(self.params),
+        )
         rows = []
         for i, lab in enumerate(labels):
             h, f, n = int(held.values[i]), int(failed.values[i]), int(na.values[i])
@@ -689,8 +779,17 @@ class MarshallAccessor:
                 m = ((cl.isel(claim=i) == 0) & done).transpose(*self.params)
                 pts = self.points(m, limit=examples)
                 ex = [{k: _plain(v) for k, v in r.items()} for r in pts.to_dict("records")]
-            rows.append({"claim": lab, "statement": statements.get(lab, ""), "checked": h + f,
-                         "held": h, "failed": f, "not_applicable": n, "examples": ex})
+            rows.append(
+                {
+                    "claim": lab,
+                    "statement": statements.get(lab, ""),
+                    "checked": h + f,
+                    "held": h,
+                    "failed": f,
+                    "not_applicable": n,
+                    "examples": ex,
+                }
+            )
         return pd.DataFrame(rows).set_index("claim")
 
     def claims_ok(self) -> bool:
@@ -716,8 +815,9 @@ class MarshallAccessor:
         return self._ds.isel(idx)
 
     # ------------------------------------------------------------ boundaries
-    def boundaries(self, x: str, y: str, at: Mapping[str, Any] | None = None,
-                   n: int = 401) -> list[Boundary]:
+    def boundaries(
+        self, x: str, y: str, at: Mapping[str, Any] | None = None, n: int = 401
+    ) -> list[Boundary]:
         """The analytic boundaries of MODEL.md crossing the 2-D slice ``(x, y)``.
 
         - ``standard``: ``c = 1`` (CA; C2 exists), ``c = theta`` (B1 exists) and, where
@@ -732,8 +832,11 @@ class MarshallAccessor:
           and the ``Bj``/``Bk`` tie ``r_j a_hat_j / theta_j = r_k a_hat_k / theta_k``.
 
         Each condition ``lhs = rhs`` is contoured as ``log(lhs / rhs) = 0`` on an
-        ``n x n`` grid spanning the slice (log-spaced on log axes); only conditions
-        that change sign in the slice are returned.
+        ``n x n`` grid spanning the slice (log-spaced on log axes), only where the
+        equilibrium's other conditions hold (so that crossing the curve changes whether
+        it exists; the ``CA`` line ``c = 1`` of ``standard`` is always drawn, and its
+        ``c theta_S/theta = 1`` only where ``theta_S < theta``). Only conditions that
+        change sign in the slice are returned.
         """
         import contourpy
 
@@ -754,9 +857,9 @@ class MarshallAccessor:
         U = np.log10(X) if lx else X
         V = np.log10(Y) if ly else Y
         out = []
-        for name, label, eq, F in conds:
+        for name, label, eq, F, rel in conds:
             F = np.asarray(F, float).reshape(X.shape)
-            F = np.where(np.isfinite(F), F, np.nan)
+            F = np.where(np.isfinite(F) & np.asarray(rel, bool).reshape(X.shape), F, np.nan)
             if not (np.nanmin(F, initial=np.inf) < 0 < np.nanmax(F, initial=-np.inf)):
                 continue
             gen = contourpy.contour_generator(U, V, np.ma.masked_invalid(F))
@@ -795,70 +898,103 @@ def _fine(coord: xr.DataArray, n: int) -> tuple[np.ndarray, bool]:
 
 
 def _conditions(model: str, J: int, inp: dict[str, np.ndarray]):
-    """``(name, mathtext label, equilibrium, log(lhs/rhs))`` of each defining condition."""
+    """``(name, mathtext label, equilibrium, log(lhs/rhs), relevant)`` of each defining
+    condition of MODEL.md; ``relevant`` is where the other conditions of that
+    equilibrium hold, so that crossing the curve there changes whether it exists."""
     out = []
     if model == "standard":
         c = inp["r_2"] / inp["r_1"]
         th, thS = inp["theta"], inp["theta_S"]
-        out.append(("CA: c = r_2/r_1 = 1", r"$c = r_2/r_1 = 1$", "C2", np.log(c)))
-        out.append(("B1: c = theta", r"$c = \theta$", "B1", np.log(c / th)))
+        yes = np.ones(c.shape, bool)
+        out.append(("CA: c = r_2/r_1 = 1", r"$c = r_2/r_1 = 1$", "C2", np.log(c), yes))
+        out.append(("B1: c = theta", r"$c = \theta$", "B1", np.log(c / th), yes))
         if np.any(np.abs(thS / th - 1) > 1e-12):
-            out.append(("C2: c theta_S/theta = 1", r"$c\,\theta_S/\theta = 1$", "C2",
-                        np.log(c * thS / th)))
+            out.append(
+                (
+                    "C2: c theta_S/theta = 1",
+                    r"$c\,\theta_S/\theta = 1$",
+                    "C2",
+                    np.log(c * thS / th),
+                    thS < th,
+                )
+            )  # = CA where theta_S = theta
         return out
     r, th = inp["r"], inp["theta"]
-    if model == "dynamic":
-        g, eps = inp["g"], inp["eps"]
-        a = np.maximum(0.0, 1.0 - g / eps)
-        b = r * a / th
-        for j in range(J):
-            for k in range(J):
-                if k == j:
-                    continue
-                J1, K1 = j + 1, k + 1
-                out.append((f"C{J1}: r_{K1}/r_{J1} = theta_{K1}/a_hat_{K1}",
-                            rf"$r_{{{K1}}}/r_{{{J1}}} = \theta_{{{K1}}}/\hat a_{{{K1}}}$",
-                            f"C{J1}", np.log(b[:, k] / r[:, j])))
-        for j in range(J):
-            for k in range(j + 1, J):
-                J1, K1 = j + 1, k + 1
-                out.append((f"B{J1}/B{K1}: r_{J1} a_hat_{J1}/theta_{J1} = "
-                            f"r_{K1} a_hat_{K1}/theta_{K1}",
-                            rf"$r_{{{J1}}}\hat a_{{{J1}}}/\theta_{{{J1}}} = "
-                            rf"r_{{{K1}}}\hat a_{{{K1}}}/\theta_{{{K1}}}$",
-                            f"B{J1},B{K1}", np.log(b[:, k] / b[:, j])))
-        return out
-    thS = inp.get("theta_S", th)
-    scale = bool(np.any(np.abs(thS / th - 1) > 1e-12))
-    b = r / th
-    wC = r * thS / th
+    dynamic = model == "dynamic"
+    if dynamic:
+        a = np.maximum(0.0, 1.0 - inp["g"] / inp["eps"])
+        b, wC, thS, scale = r * a / th, r, th, False
+    else:
+        thS = inp.get("theta_S", th)
+        scale = bool(np.any(np.abs(thS / th - 1) > 1e-12))
+        b, wC = r / th, r * thS / th
+    C_ok = thS > 1.0
+
+    def others(*skip):
+        return [m for m in range(J) if m not in skip]
+
     for j in range(J):
-        for k in range(J):
-            if k == j:
-                continue
+        for k in others(j):
             J1, K1 = j + 1, k + 1
-            if scale:
+            if dynamic:
+                name = f"C{J1}: r_{K1}/r_{J1} = theta_{K1}/a_hat_{K1}"
+                label = rf"$r_{{{K1}}}/r_{{{J1}}} = \theta_{{{K1}}}/\hat a_{{{K1}}}$"
+            elif scale:
                 name = f"C{J1}: r_{K1}/theta_{K1} = r_{J1} theta_{J1}S/theta_{J1}"
-                label = (rf"$r_{{{K1}}}/\theta_{{{K1}}} = "
-                         rf"r_{{{J1}}}\theta_{{{J1}S}}/\theta_{{{J1}}}$")
+                label = (
+                    rf"$r_{{{K1}}}/\theta_{{{K1}}} = "
+                    rf"r_{{{J1}}}\theta_{{{J1}S}}/\theta_{{{J1}}}$"
+                )
             else:
                 name = f"C{J1}: r_{K1}/r_{J1} = theta_{K1}"
                 label = rf"$r_{{{K1}}}/r_{{{J1}}} = \theta_{{{K1}}}$"
-            out.append((name, label, f"C{J1}", np.log(b[:, k] / wC[:, j])))
+            rel = C_ok[:, j].copy()
+            for m in others(j, k):
+                rel &= b[:, m] <= wC[:, j]
+            out.append((name, label, f"C{J1}", np.log(b[:, k] / wC[:, j]), rel))
     for j in range(J):
         for k in range(j + 1, J):
             J1, K1 = j + 1, k + 1
-            out.append((f"B{J1}/B{K1}: r_{J1}/theta_{J1} = r_{K1}/theta_{K1}",
-                        rf"$r_{{{J1}}}/\theta_{{{J1}}} = r_{{{K1}}}/\theta_{{{K1}}}$",
-                        f"B{J1},B{K1}", np.log(b[:, k] / b[:, j])))
+            if dynamic:
+                name = f"B{J1}/B{K1}: r_{J1} a_hat_{J1}/theta_{J1} = r_{K1} a_hat_{K1}/theta_{K1}"
+                label = (
+                    rf"$r_{{{J1}}}\hat a_{{{J1}}}/\theta_{{{J1}}} = "
+                    rf"r_{{{K1}}}\hat a_{{{K1}}}/\theta_{{{K1}}}$"
+                )
+            else:
+                name = f"B{J1}/B{K1}: r_{J1}/theta_{J1} = r_{K1}/theta_{K1}"
+                label = rf"$r_{{{J1}}}/\theta_{{{J1}}} = r_{{{K1}}}/\theta_{{{K1}}}$"
+            top = np.maximum(b[:, j], b[:, k])
+            rel = np.ones(top.shape, bool)
+            for m in others(j, k):
+                rel &= b[:, m] <= top
+            out.append((name, label, f"B{J1},B{K1}", np.log(b[:, k] / b[:, j]), rel))
     if model == "modes":
         beta, alpha, L_S, Lbar = inp["beta"], inp["alpha"], inp["L_S"], inp["Lbar"]
         for j in range(J):
             J1 = j + 1
-            out.append((f"C{J1}: theta_{J1}S = 1", rf"$\theta_{{{J1}S}} = 1$", f"C{J1}",
-                        np.log(thS[:, j])))
+            rel_c = np.ones(b.shape[0], bool)
+            rel_b = np.ones(b.shape[0], bool)
+            for m in others(j):
+                rel_c &= b[:, m] <= wC[:, j]
+                rel_b &= b[:, m] <= b[:, j]
+            out.append(
+                (
+                    f"C{J1}: theta_{J1}S = 1",
+                    rf"$\theta_{{{J1}S}} = 1$",
+                    f"C{J1}",
+                    np.log(thS[:, j]),
+                    rel_c,
+                )
+            )
             cap = np.minimum(L_S, Lbar[:, j])
-            out.append((f"M{J1}: (1 - beta)/alpha = min(L_S, Lbar_{J1})",
-                        rf"$(1-\beta)/\alpha = \min(L_S, \bar L_{{{J1}}})$", f"M{J1}",
-                        np.log(cap * alpha / (1.0 - beta))))
+            out.append(
+                (
+                    f"M{J1}: (1 - beta)/alpha = min(L_S, Lbar_{J1})",
+                    rf"$(1-\beta)/\alpha = \min(L_S, \bar L_{{{J1}}})$",
+                    f"M{J1}",
+                    np.log(cap * alpha / (1.0 - beta)),
+                    rel_b,
+                )
+            )
     return out

@@ -12,9 +12,9 @@ import numpy as np
 
 def standard(r_1, r_2, theta, theta_S):
     c = r_2 / r_1
-    exists = np.stack([c <= theta, (c * theta_S) / theta >= 1.0,
+    exists = np.stack([c <= theta, c * (theta_S / theta) >= 1.0,
                        (theta / c > 1.0) & (theta / c < theta_S)], axis=-1)
-    wage = np.stack([r_1, (r_2 * theta_S) / theta, r_1], axis=-1)
+    wage = np.stack([r_1, r_2 * (theta_S / theta), r_1], axis=-1)
     return exists, np.where(exists, wage, np.nan)
 
 
@@ -23,7 +23,7 @@ def sectors(r, theta, theta_S=None, mixed=None):
     N, J = r.shape
     theta_S = theta if theta_S is None else theta_S
     b = r / theta
-    wC = (r * theta_S) / theta
+    wC = r * (theta_S / theta)
     C = np.zeros((N, J), bool)
     B = np.zeros((N, J), bool)
     for j in range(J):

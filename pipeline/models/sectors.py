@@ -103,7 +103,9 @@ def _claims(r, theta, theta_S, out, w_C, knife):
 
 def _static(r, theta, theta_S):
     b = ratio(r, theta)
-    w_C = ratio(barrier(r * theta_S), theta)
+    # r_j (theta_jS / theta_j): exactly r_j when scale does not bind (claim 4, and equal
+    # wages rank as ties), where (r_j theta_jS) / theta_j can land an ulp away
+    w_C = barrier(r * ratio(theta_S, theta))
     edge_C_ok = near(theta_S, jnp.ones_like(theta_S))
     C_ex, C_st, B_ex, B_st, knife = corners(b, w_C, theta_S > 1.0)
     C_st = C_ex & C_st & ~edge_C_ok

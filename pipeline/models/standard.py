@@ -54,8 +54,9 @@ def equilibria(r_1, r_2, theta, theta_S):
     """Equilibria of the standard model at one point (see the module docstring)."""
     c = ratio(r_2, r_1)
     theta_over_c = ratio(theta, c)
-    c_gain = ratio(barrier(c * theta_S), theta)  # c theta_S / theta
-    w_C2 = ratio(barrier(r_2 * theta_S), theta)
+    gain = ratio(theta_S, theta)  # exactly 1 when scale does not bind
+    c_gain = barrier(c * gain)  # c theta_S / theta
+    w_C2 = barrier(r_2 * gain)
 
     b1 = c <= theta
     c2 = c_gain >= 1.0

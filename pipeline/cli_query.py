@@ -1,0 +1,436 @@
+"""Commands that read cubes: ``marshall query``, ``claims``, ``plot`` and ``report``.
+
+Thin over :mod:`pipeline.query`, :mod:`pipeline.figures` and :mod:`pipeline.report`;
+added to the ``marshall`` app by :func:`register`. Exit codes: 0 fine, 1 a claim of the
+paper fails where its assumptions hold (``claims``), 2 a usage error (unknown cube,
+dimension, expression, ...), with the reason on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+console = Console(stderr=False, soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+class Format(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class Kind(StrEnum):
+    phase = "phase"
+    welfare = "welfare"
+    income_gap = "income-gap"
+    paths = "paths"
+    ppf = "ppf"
+
+
+CubeArg = Annotated[Path, typer.Argument(help="cube (zarr store)")]
+AtOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--at", help="fix a parameter at its nearest grid value: k=v (repeat, or k=v,k2=v2)"
+    ),
+]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, csv or json")]
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _open(cube: Path):
+    from . import query as _query  # noqa: F401  (registers ds.marshall)
+    from .store import open_cube
+
+    try:
+        return open_cube(cube)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        _fail(f"{exc}")
+
+
+def parse_at(items: list[str] | None) -> dict[str, float]:
+    """``["r_1=2", "theta_1=3,theta_2=2"]`` -> ``{"r_1": 2.0, ...}`` (exit 2 if malformed)."""
+    out: dict[str, float] = {}
+    for item in items or []:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            k, sep, v = part.partition("=")
+            if not sep or not k.strip():
+                _fail(f"--at {part!r}: expected NAME=VALUE, e.g. --at theta_2=2.0")
+            try:
+                out[k.strip()] = float(v)
+            except ValueError:
+                _fail(f"--at {part!r}: {v!r} is not a number")
+    return out
+
+
+def _num(v: Any) -> Any:
+    """JSON-safe value (NaN -> null, numpy -> python)."""
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return _num(obj)
+
+
+def _cell(v: Any) -> str:
+    v = _num(v)
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return escape(str(v))
+
+
+def _emit_json(obj: Any) -> None:
+    """Machine-readable output: plain JSON on stdout (never wrapped or styled)."""
+    typer.echo(json.dumps(_jsonable(obj), indent=2))
+
+
+def _print_df(df, title: str | None, fmt: Format, index: bool = True) -> None:
+    if fmt is Format.csv:
+        typer.echo(df.to_csv(index=index), nl=False)
+        return
+    if fmt is Format.json:
+        records = df.reset_index().to_dict("records") if index else df.to_dict("records")
+        _emit_json(records)
+        return
+    t = Table(title=title, title_justify="left")
+    cols = ([df.index.name or ""] if index else []) + [str(c) for c in df.columns]
+    for c in cols:
+        t.add_column(c, justify="left")
+    for idx, row in df.iterrows():
+        t.add_row(*(([_cell(idx)] if index else []) + [_cell(v) for v in row.values]))
+    console.print(t)
+
+
+def _coords_line(coords: dict) -> str:
+    return ", ".join(f"{k} = {_cell(v)}" for k, v in coords.items())
+
+
+# ------------------------------------------------------------------------ query
+
+
+def query(
+    cube: CubeArg,
+    at: AtOpt = None,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            "--where",
+            help="points where an expression holds, e.g. \"theta_1 > 2 and exists['C2']\"",
+        ),
+    ] = None,
+    summary: Annotated[
+        bool, typer.Option("--summary", help="regime shares (of the --where points, if given)")
+    ] = False,
+    fmt: FormatOpt = Format.table,
+    limit: Annotated[int, typer.Option(help="rows of --where points to list")] = 20,
+):
+    """Look into a cube: a summary with regime shares (default), the equilibria at a grid
+    point (--at), or the points where an expression holds (--where)."""
+    import pandas as pd
+
+    ds = _open(cube)
+    acc = ds.marshall
+    params = parse_at(at)
+    if params and where:
+        _fail("give --at (one point) or --where (a set of points), not both")
+    try:
+        if params:
+            df = acc.at(**params)
+            a = df.attrs
+            if fmt is Format.json:
+                out = {k: v for k, v in a.items()} | {
+                    "equilibria": df.reset_index().to_dict("records")
+                }
+                if "jump" in ds:
+                    out["transition"] = acc.transition(**params).reset_index().to_dict("records")
+                _emit_json(out)
+                return
+            if fmt is Format.table:
+                console.print(
+                    f"[bold]{cube}[/] at the nearest grid point: {_coords_line(a['coords'])}",
+                    highlight=False,
+                )
+                if not a["done"]:
+                    console.print("[yellow]this point is not computed yet[/]")
+                else:
+                    console.print(
+                        f"regime [bold]{a['regime']}[/]; {a['n_equilibria']} "
+                        f"equilibria, {a['n_stable']} stable; best {a['best']}, worst "
+                        f"{a['worst']}" + ("; [yellow]knife-edge[/]" if a["knife_edge"] else ""),
+                        highlight=False,
+                    )
+            _print_df(df, "equilibria", fmt)
+            if "jump" in ds and fmt is Format.table:
+                _print_df(acc.transition(**params), "transition (per target sector k)", fmt)
+            return
+        if where and not summary:
+            mask = acc.where(where)
+            pts = acc.points(mask, limit=limit)
+            n, total = pts.attrs["matches"], int(acc.done.sum())
+            if fmt is Format.table:
+                console.print(
+                    f"{n:,} of {total:,} computed points satisfy {where!r}"
+                    + (f"; the first {len(pts)}:" if n > len(pts) else ":"),
+                    highlight=False,
+                )
+            if fmt is Format.json:
+                _emit_json(
+                    {
+                        "expression": where,
+                        "matches": n,
+                        "computed": total,
+                        "points": pts.to_dict("records"),
+                    }
+                )
+                return
+            _print_df(pts, None, fmt, index=False)
+            return
+        # summary
+        shares = acc.regime_share(where=where) if where else acc.regime_share()
+        s = acc.summary()
+        n = acc.count(where) if where else s["done"]
+        counts = (shares * n).round().astype("int64")
+        table = pd.DataFrame({"share": shares, "points": counts})
+        if fmt is Format.json:
+            _emit_json(
+                s
+                | {
+                    "where": where,
+                    "matches": n,
+                    "regime_share": {k: float(v) for k, v in shares.items()},
+                }
+            )
+            return
+        if fmt is Format.csv:
+            _print_df(table, None, fmt)
+            return
+        J = f", J = {s['sectors']}" if s["model"] != "standard" else ""
+        console.print(
+            f"[bold]{cube}[/]: model {s['model']}{J}"
+            + (f" -- {s['description']}" if s["description"] else ""),
+            highlight=False,
+        )
+        for d, v in s["dims"].items():
+            console.print(
+                f"  {d:<10} {v['size']:>6} values  {_cell(v['min'])} .. "
+                f"{_cell(v['max'])} ({v['spacing']})",
+                highlight=False,
+            )
+        if s["fixed"]:
+            console.print("  fixed: " + _coords_line(s["fixed"]), highlight=False)
+        console.print(
+            f"  computed {s['done']:,} of {s['points']:,} points"
+            + ("" if s["complete"] else " [yellow](not complete)[/]")
+            + f"; knife-edge {s['knife_edge']:,}; multiple stable equilibria "
+            f"{s['multiple']:,}",
+            highlight=False,
+        )
+        title = "regime shares" + (f" where {where}" if where else "") + f" ({n:,} points)"
+        _print_df(table.assign(share=[f"{v:.2%}" for v in shares]), title, fmt)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+# ----------------------------------------------------------------------- claims
+
+
+def claims(
+    cube: CubeArg,
+    examples: Annotated[int, typer.Option(help="counterexamples per failing claim")] = 3,
+    fmt: FormatOpt = Format.table,
+):
+    """Check the paper's claims over a cube: exit 1 if a claim fails at a computed point
+    where its assumptions hold."""
+    ds = _open(cube)
+    acc = ds.marshall
+    try:
+        df = acc.claims(examples=examples)
+    except ValueError as exc:
+        _fail(str(exc))
+    failed = df[df["failed"] > 0]
+    if fmt is Format.json:
+        _emit_json(
+            {"cube": str(cube), "ok": failed.empty, "claims": df.reset_index().to_dict("records")}
+        )
+    elif fmt is Format.csv:
+        _print_df(df.assign(examples=[json.dumps(_jsonable(e)) for e in df["examples"]]), None, fmt)
+    else:
+        t = Table(title=f"claims of the paper over {cube}", title_justify="left")
+        for c in ("claim", "statement", "checked", "held", "failed", "result"):
+            t.add_column(c, justify="right" if c in ("checked", "held", "failed") else "left")
+        for lab, r in df.iterrows():
+            if r["checked"] == 0:
+                res = "[dim]not applicable[/]"
+            elif r["failed"]:
+                res = "[bold red]FAILS[/]"
+            else:
+                res = "[green]holds[/]"
+            t.add_row(
+                str(lab),
+                r["statement"],
+                f"{r['checked']:,}",
+                f"{r['held']:,}",
+                f"{r['failed']:,}",
+                res,
+            )
+        console.print(t)
+        for lab, r in failed.iterrows():
+            console.print(f"claim {lab} fails at {r['failed']:,} points, e.g.:", highlight=False)
+            for ex in r["examples"]:
+                console.print("  " + _coords_line(ex), highlight=False)
+        if int(df["checked"].sum()) == 0:
+            console.print(
+                "no computed point satisfies the claims' assumptions (MODEL.md sec. 3: "
+                "r_j and r_j/theta_j decreasing, L_S >= max Lbar_j, not knife-edge)",
+                highlight=False,
+            )
+        if not ds.attrs.get("complete"):
+            console.print("[yellow]the cube is not complete: only computed points were checked[/]")
+    if not failed.empty:
+        err.print(
+            f"[bold red]claims failing where their assumptions hold:[/] "
+            f"{', '.join(str(x) for x in failed.index)}",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------------- plot
+
+
+def _middle(ds, dims, given: dict) -> dict:
+    """``given`` plus the middle grid value of every other swept dim longer than 1."""
+    out = dict(given)
+    for d in dims:
+        if d not in out and ds.sizes[d] > 1:
+            vals = ds[d].values
+            out[d] = float(vals[len(vals) // 2])
+            err.print(
+                f"note: {d} fixed at the middle of its axis, {out[d]:.6g} "
+                f"(choose with --at {d}=...)",
+                highlight=False,
+            )
+    return out
+
+
+def plot(
+    cube: CubeArg,
+    kind: Annotated[Kind, typer.Argument(help="phase, welfare, income-gap, paths or ppf")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="image file: .png, .svg or .pdf")],
+    x: Annotated[
+        str | None, typer.Option("--x", help="swept dim on the x axis (default: the first)")
+    ] = None,
+    y: Annotated[
+        str | None, typer.Option("--y", help="swept dim on the y axis (default: the next)")
+    ] = None,
+    at: AtOpt = None,
+    equilibrium: Annotated[
+        str | None, typer.Option(help="income-gap: equilibrium label (default B1)")
+    ] = None,
+    dpi: Annotated[int, typer.Option(help="resolution of png output")] = 150,
+):
+    """Draw a figure of a cube into an image file (format from the suffix)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import figures
+
+    if output.suffix.lower() not in PLOT_SUFFIXES:
+        _fail(
+            f"output {output}: unknown image format {output.suffix!r}; use "
+            f"{', '.join(PLOT_SUFFIXES)}"
+        )
+    ds = _open(cube)
+    acc = ds.marshall
+    params = parse_at(at)
+    try:
+        if kind in (Kind.phase, Kind.welfare, Kind.income_gap):
+            dims = [d for d in acc.params if d not in params]
+            if x is None:
+                x = next((d for d in dims if d != y), None)
+            if y is None:
+                y = next((d for d in dims if d != x), None)
+            if x is None or y is None:
+                _fail(
+                    f"a {kind.value} map needs two swept dimensions; this cube sweeps "
+                    f"{', '.join(acc.params) or 'none'}"
+                )
+            if kind is Kind.phase:
+                obj = figures.plot_phase(ds, x, y, at=params)
+            elif kind is Kind.welfare:
+                obj = figures.plot_welfare(ds, x, y, at=params)
+            else:
+                eq = equilibrium or ("B1" if "B1" in acc.labels else acc.labels[0])
+                obj = figures.plot_income_gap(ds, eq, x, y, at=params)
+        elif kind is Kind.paths:
+            if "x_path" not in ds:
+                _fail(
+                    "this cube has no transition paths: they exist only for model 'dynamic' "
+                    "with 'save_paths: true' in the config"
+                )
+            obj = figures.plot_paths(ds, at=_middle(ds, acc.params, params))
+        else:
+            obj = figures.plot_ppf(ds=ds, at=_middle(ds, acc.params, params))
+    except ValueError as exc:
+        _fail(str(exc))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    figures.save(obj, output, dpi=dpi)
+    console.print(f"wrote {output}", highlight=False)
+
+
+# ----------------------------------------------------------------------- report
+
+
+def report(
+    results: Annotated[Path, typer.Argument(help="results directory (with cubes/)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="markdown file")] = Path(
+        "results/report.md"
+    ),
+    figures_dir: Annotated[
+        Path | None, typer.Option("--figures", help="figures directory (default RESULTS/figures)")
+    ] = None,
+):
+    """Write a markdown report: every cube's grid, regime shares, claims and figures."""
+    from .report import build_report, find_cubes
+
+    try:
+        build_report(results, output, figures_dir)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    console.print(f"wrote {output} ({len(find_cubes(results))} cubes)", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``query``, ``claims``, ``plot`` and ``report`` to the ``marshall`` app."""
+    app.command("query")(query)
+    app.command("claims")(claims)
+    app.command("plot")(plot)
+    app.command("report")(report)

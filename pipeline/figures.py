@@ -1,0 +1,681 @@
+r"""Figures from a cube: ``plot_*(ds, ..., ax=None)`` returns the Axes (or the Figure of
+a multi-panel plot). Nothing here computes equilibria: every value drawn is read from
+the cube, except the PPF of JDE Fig. 1, which comes from the model's own helper
+:func:`pipeline.models.standard.ppf`, and the analytic boundaries, which are MODEL.md's
+closed forms (:meth:`pipeline.query.MarshallAccessor.boundaries`).
+
+- :func:`plot_phase` -- the regime (set of stable equilibria) on a 2-D slice, with the
+  analytic boundaries overlaid;
+- :func:`plot_welfare` -- the best equilibrium and the best/worst wage ratio (and
+  ``pv_gain`` per target for dynamic cubes);
+- :func:`plot_income_gap` -- ``1 / w`` of one equilibrium;
+- :func:`plot_paths` -- ``x_k(t)`` and the wage path of each target (dynamic cubes saved
+  with ``save_paths: true``);
+- :func:`plot_ppf` -- the production possibility frontier of JDE Fig. 1.
+
+Colours: a colour-blind-safe palette (Okabe-Ito without black, then Paul Tol's "muted");
+:func:`regime_colors` maps a cube's regimes to it deterministically (by regime code),
+:func:`label_colors` its equilibrium labels (by label order), so a pixel's colour can be
+mapped back to the regime. Beyond 16 regimes colours come from matplotlib's ``tab20``
+(not colour-blind-safe). Axes are labelled with the paper's symbols (coordinate attribute
+``symbol``, mathtext) and are logarithmic where the axis was swept with ``logspace``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from matplotlib import patheffects
+from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm, Normalize, TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from . import query as _query  # noqa: F401  (registers ds.marshall)
+from .query import NON_PARAM_DIMS, SETTINGS
+
+OKABE_ITO = ["#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7"]
+TOL_MUTED = [
+    "#cc6677",
+    "#332288",
+    "#ddcc77",
+    "#117733",
+    "#88ccee",
+    "#882255",
+    "#44aa99",
+    "#999933",
+    "#aa4499",
+]
+#: the categorical palette (16 colour-blind-safe colours)
+PALETTE = OKABE_ITO + TOL_MUTED
+#: regime "none" (no stable equilibrium)
+NONE_COLOR = "#bbbbbb"
+#: equilibrium does not exist (income-gap maps)
+ABSENT_COLOR = "#dddddd"
+#: point not computed
+MISSING_COLOR = "#ffffff"
+BOUNDARY_STYLES = [
+    "-",
+    "--",
+    ":",
+    "-.",
+    (0, (5, 1, 1, 1)),
+    (0, (1, 3)),
+    (0, (8, 2)),
+    (0, (3, 1, 1, 1, 1, 1)),
+]
+
+
+def _color(i: int) -> str:
+    if i < len(PALETTE):
+        return PALETTE[i]
+    from matplotlib.colors import to_hex
+
+    return to_hex(plt.get_cmap("tab20")((i - len(PALETTE)) % 20))
+
+
+def regime_colors(ds: xr.Dataset) -> dict[str, str]:
+    """``{regime name: hex colour}`` for every regime of the cube, assigned in order of
+    regime code (``"none"`` is always :data:`NONE_COLOR`)."""
+    out, i = {}, 0
+    for code, name in ds.marshall.regime_names().items():
+        if code == 0:
+            out[name] = NONE_COLOR
+        else:
+            out[name] = _color(i)
+            i += 1
+    return out
+
+
+def label_colors(ds: xr.Dataset) -> dict[str, str]:
+    """``{equilibrium label: hex colour}`` in label order (for best-equilibrium maps)."""
+    return {lab: _color(i) for i, lab in enumerate(ds.marshall.labels)}
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def _is_log(coord: xr.DataArray) -> bool:
+    return coord.attrs.get("spacing") == "log" and bool(np.all(np.asarray(coord.values) > 0))
+
+
+def _edges(coord: xr.DataArray) -> np.ndarray:
+    """Cell edges around grid values (midpoints; geometric on log axes)."""
+    v = np.asarray(coord.values, float)
+    log = _is_log(coord)
+    u = np.log(v) if log else v
+    if u.size == 1:
+        h = 0.05 if log else max(abs(u[0]) * 0.05, 0.5)
+        e = np.array([u[0] - h, u[0] + h])
+    else:
+        mid = (u[1:] + u[:-1]) / 2
+        e = np.concatenate([[u[0] - (mid[0] - u[0])], mid, [u[-1] + (u[-1] - mid[-1])]])
+    return np.exp(e) if log else e
+
+
+def symbol(ds: xr.Dataset, name: str) -> str:
+    """Mathtext of a parameter's symbol (coordinate attr ``symbol``), e.g. ``$\\theta_{1}$``."""
+    sym = ds[name].attrs.get("symbol") if name in ds.coords else None
+    return f"${sym}$" if sym else name
+
+
+def _axis_label(ds: xr.Dataset, name: str) -> str:
+    units = ds[name].attrs.get("units", "")
+    return symbol(ds, name) + (f" [{units}]" if units and units != "1" else "")
+
+
+def _fixed_text(sub: xr.Dataset, skip: Sequence[str] = ()) -> str:
+    parts = []
+    for k, c in sub.coords.items():
+        if c.ndim == 0 and k not in NON_PARAM_DIMS and k not in SETTINGS and k not in skip:
+            v = float(c.values)
+            parts.append(f"{symbol(sub, k)} = {v:.4g}")
+    return ", ".join(parts)
+
+
+def _setup_axes(ax, sub: xr.Dataset, x: str, y: str) -> None:
+    if _is_log(sub[x]):
+        ax.set_xscale("log")
+        _log_ticks(ax.xaxis)
+    if _is_log(sub[y]):
+        ax.set_yscale("log")
+        _log_ticks(ax.yaxis)
+    ax.set_xlabel(_axis_label(sub, x))
+    ax.set_ylabel(_axis_label(sub, y))
+    xe, ye = _edges(sub[x]), _edges(sub[y])
+    ax.set_xlim(xe[0], xe[-1])
+    ax.set_ylim(ye[0], ye[-1])
+
+
+def _new_ax(ax, figsize=(7.5, 4.8)):
+    if ax is not None:
+        return ax
+    _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def _title(ds: xr.Dataset, what: str, sub: xr.Dataset, x: str, y: str) -> str:
+    model = ds.attrs.get("model", "")
+    J = ds.attrs.get("sectors")
+    head = f"{model}" + (f" (J = {J})" if model != "standard" and J else "") + f": {what}"
+    fixed = _fixed_text(sub, skip=(x, y))
+    return head + (f"\n{fixed}" if fixed else "")
+
+
+def _categorical(ax, sub, x, y, codes: np.ndarray, colors: list[str]):
+    """Draw integer category indices (NaN: not computed) as flat cells."""
+    cmap = ListedColormap(colors or [MISSING_COLOR]).with_extremes(bad=MISSING_COLOR)
+    n = max(len(colors), 1)
+    norm = BoundaryNorm(np.arange(n + 1) - 0.5, n)
+    return ax.pcolormesh(
+        _edges(sub[x]),
+        _edges(sub[y]),
+        np.ma.masked_invalid(codes),
+        cmap=cmap,
+        norm=norm,
+        shading="flat",
+        rasterized=True,
+    )
+
+
+def _legend_outside(ax, handles, title):
+    """One legend to the right of the axes (kept by constrained layout and tight bbox)."""
+    if not handles:
+        return None
+    return ax.legend(
+        handles=handles,
+        title=title,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        fontsize="small",
+        title_fontsize="small",
+        frameon=False,
+        borderaxespad=0.0,
+    )
+
+
+def _log_ticks(axis) -> None:
+    """Plain-number tick labels (0.5, 1, 2, 5) on a log axis."""
+    from matplotlib import ticker
+
+    axis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
+# ----------------------------------------------------------------------- phase
+
+
+def draw_boundaries(ax, ds: xr.Dataset, x: str, y: str, at: Mapping[str, Any] | None = None):
+    """Overlay the analytic boundaries of MODEL.md on a slice (black lines on a white halo,
+    one dash pattern each); returns ``(boundaries, legend handles)``."""
+    bnds = ds.marshall.boundaries(x, y, at=at)
+    handles = []
+    halo = [patheffects.withStroke(linewidth=3.0, foreground="white")]
+    for b, ls in zip(bnds, itertools.cycle(BOUNDARY_STYLES)):
+        for i, seg in enumerate(b.segments):
+            (line,) = ax.plot(
+                seg[:, 0],
+                seg[:, 1],
+                color="black",
+                lw=1.3,
+                ls=ls,
+                label=b.label if i == 0 else "_nolegend_",
+                path_effects=halo,
+                zorder=3,
+            )
+            line.set_gid(f"boundary:{b.name}")
+            if i == 0:
+                handles.append(line)
+    return bnds, handles
+
+
+def plot_phase(
+    ds: xr.Dataset,
+    x: str,
+    y: str,
+    at: Mapping[str, Any] | None = None,
+    ax=None,
+    boundaries: bool = True,
+    legend: bool = True,
+):
+    """Regime map of the 2-D slice ``(x, y)``: each cell coloured by its set of stable
+    equilibria (:func:`regime_colors`), the analytic boundaries of MODEL.md overlaid.
+
+    ``at`` fixes the other swept parameters (nearest grid value); a ``ValueError`` names
+    an unknown dimension or the dimensions left over. Returns the Axes.
+    """
+    acc = ds.marshall
+    sub = acc.slice2d(x, y, at).compute()
+    reg = np.asarray(sub["regime"].transpose(y, x).values)
+    done = np.asarray(sub["done"].transpose(y, x).values, bool)
+    names = acc.regime_names()
+    colors = regime_colors(ds)
+    idx = np.full(reg.shape, np.nan)
+    for i, code in enumerate(names):
+        idx[(reg == code) & done] = i
+    ax = _new_ax(ax)
+    _categorical(ax, sub, x, y, idx, [colors[n] for n in names.values()])
+    _setup_axes(ax, sub, x, y)
+    ax.set_title(_title(ds, "regimes (stable equilibria)", sub, x, y), fontsize="medium")
+    lines = draw_boundaries(ax, ds, x, y, at=at)[1] if boundaries else []
+    if legend:
+        present = [(c, n) for c, n in names.items() if np.any((reg == c) & done)]
+        handles = [Patch(facecolor=colors[n], edgecolor="0.3", label=n) for _, n in present]
+        if not done.all():
+            handles.append(Patch(facecolor=MISSING_COLOR, edgecolor="0.3", label="not computed"))
+        if lines:
+            handles.append(Patch(visible=False, label="boundaries (MODEL.md):"))
+        _legend_outside(ax, handles + lines, "stable equilibria")
+    return ax
+
+
+# --------------------------------------------------------------------- welfare
+
+
+def _panel_best(ax, ds, sub, x, y, legend=True):
+    labs = ds.marshall.labels
+    best = np.asarray(sub["best"].transpose(y, x).values, float)
+    done = np.asarray(sub["done"].transpose(y, x).values, bool)
+    best[~done | (best < 0)] = np.nan
+    colors = label_colors(ds)
+    _categorical(ax, sub, x, y, best, [colors[lab] for lab in labs])
+    _setup_axes(ax, sub, x, y)
+    ax.set_title("best equilibrium (highest wage)", fontsize="medium")
+    if legend:
+        present = sorted({int(b) for b in best[np.isfinite(best)]})
+        _legend_outside(
+            ax,
+            [Patch(facecolor=colors[labs[i]], edgecolor="0.3", label=labs[i]) for i in present],
+            "best",
+        )
+
+
+def _heat(
+    ax,
+    sub,
+    x,
+    y,
+    values: np.ndarray,
+    cmap: str,
+    label: str,
+    norm=None,
+    absent: np.ndarray | None = None,
+    absent_label: str | None = None,
+):
+    """Continuous map; cells in ``absent`` are drawn in :data:`ABSENT_COLOR`."""
+    xe, ye = _edges(sub[x]), _edges(sub[y])
+    if absent is not None and absent.any():
+        ax.pcolormesh(
+            xe,
+            ye,
+            np.ma.masked_where(~absent, np.zeros(absent.shape)),
+            cmap=ListedColormap([ABSENT_COLOR]),
+            shading="flat",
+            rasterized=True,
+        )
+    cm = plt.get_cmap(cmap).with_extremes(bad=(0, 0, 0, 0))
+    mesh = ax.pcolormesh(
+        xe, ye, np.ma.masked_invalid(values), cmap=cm, norm=norm, shading="flat", rasterized=True
+    )
+    ax.figure.colorbar(mesh, ax=ax, label=label)
+    _setup_axes(ax, sub, x, y)
+    if absent is not None and absent.any() and absent_label:
+        ax.legend(
+            handles=[Patch(facecolor=ABSENT_COLOR, edgecolor="0.3", label=absent_label)],
+            loc="upper left",
+            bbox_to_anchor=(0.0, -0.14),
+            fontsize="small",
+            frameon=False,
+        )
+    return mesh
+
+
+def _panel_ratio(ax, ds, sub, x, y):
+    w = sub["wage"]
+    ratio = (w.max("equilibrium") / w.min("equilibrium")).where(sub["done"])
+    vals = np.asarray(ratio.transpose(y, x).values, float)
+    _heat(ax, sub, x, y, vals, "viridis", r"$w_{\mathrm{best}}/w_{\mathrm{worst}}$")
+    ax.set_title("best / worst equilibrium wage", fontsize="medium")
+
+
+def _diverging_norm(vals: np.ndarray):
+    fin = vals[np.isfinite(vals)]
+    if fin.size and fin.min() < 0 < fin.max():
+        return TwoSlopeNorm(vcenter=0.0, vmin=fin.min(), vmax=fin.max())
+    return None
+
+
+def _panel_pv(ax, ds, sub, x, y, k):
+    v = sub["pv_gain"].sel(target=k).where(sub["done"])
+    vals = np.asarray(v.transpose(y, x).values, float)
+    norm = _diverging_norm(vals)
+    _heat(
+        ax,
+        sub,
+        x,
+        y,
+        vals,
+        "RdBu_r" if norm is not None else "viridis",
+        "pv_gain (gain over staying in B1)",
+        norm=norm,
+    )
+    ax.set_title(f"coordinate in sector {k}: present-value gain", fontsize="medium")
+
+
+def welfare_panels(ds: xr.Dataset) -> list[str]:
+    """Panels of :func:`plot_welfare` for a cube: ``best``, ``ratio`` (and ``pv_gain:k``)."""
+    out = ["best", "ratio"]
+    if "pv_gain" in ds:
+        out += [f"pv_gain:{_plain_int(k)}" for k in ds["target"].values]
+    return out
+
+
+def _plain_int(v) -> int | str:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def plot_welfare(
+    ds: xr.Dataset,
+    x: str,
+    y: str,
+    at: Mapping[str, Any] | None = None,
+    ax=None,
+    kind: str | None = None,
+):
+    """Welfare on the slice ``(x, y)``: the best equilibrium's label and the best/worst
+    wage ratio (1 where the equilibrium is unique); dynamic cubes add the
+    present-value gain ``pv_gain`` of coordinating in each target sector.
+
+    ``kind`` (``"best"``, ``"ratio"``, ``"pv_gain:k"``) draws one panel into ``ax`` and
+    returns the Axes; otherwise all panels are drawn (into ``ax``, a sequence of Axes,
+    if given) and the Figure is returned.
+    """
+    sub = ds.marshall.slice2d(x, y, at).compute()
+    panels = welfare_panels(ds)
+    if kind is not None:
+        if kind == "pv_gain" and "pv_gain" in ds:
+            kind = panels[2]
+        if kind not in panels:
+            raise ValueError(f"unknown welfare panel {kind!r}; choose one of {', '.join(panels)}")
+        ax = _new_ax(ax)
+        _draw_welfare(ax, ds, sub, x, y, kind)
+        return ax
+    if ax is None:
+        ncols = len(panels) if len(panels) <= 3 else 2
+        nrows = math.ceil(len(panels) / ncols)
+        fig, axes = plt.subplots(
+            nrows, ncols, figsize=(5.6 * ncols, 4.4 * nrows), layout="constrained", squeeze=False
+        )
+        axes = list(axes.ravel())
+        for extra in axes[len(panels) :]:
+            extra.set_visible(False)
+        axes = axes[: len(panels)]
+    else:
+        axes = list(np.ravel(ax))
+        if len(axes) != len(panels):
+            raise ValueError(
+                f"plot_welfare draws {len(panels)} panels ({', '.join(panels)}); "
+                f"got {len(axes)} axes"
+            )
+        fig = axes[0].figure
+    for a, p in zip(axes, panels, strict=True):
+        _draw_welfare(a, ds, sub, x, y, p)
+    fig.suptitle(_title(ds, "welfare", sub, x, y), fontsize="medium")
+    return fig
+
+
+def _draw_welfare(ax, ds, sub, x, y, kind):
+    if kind == "best":
+        _panel_best(ax, ds, sub, x, y)
+    elif kind == "ratio":
+        _panel_ratio(ax, ds, sub, x, y)
+    else:
+        k = kind.split(":", 1)[1]
+        tv = sub["target"].values
+        key = type(tv[0].item())(k) if len(tv) else k
+        _panel_pv(ax, ds, sub, x, y, key)
+
+
+# ------------------------------------------------------------------ income gap
+
+
+def plot_income_gap(
+    ds: xr.Dataset, equilibrium: str, x: str, y: str, at: Mapping[str, Any] | None = None, ax=None
+):
+    """Heatmap of the income gap ``1 / w`` of ``equilibrium`` on the slice ``(x, y)``;
+    cells where it does not exist are grey. Returns the Axes."""
+    labs = ds.marshall.labels
+    if equilibrium not in labs:
+        raise ValueError(f"unknown equilibrium {equilibrium!r}; this cube has {', '.join(labs)}")
+    sub = ds.marshall.slice2d(x, y, at).compute()
+    w = sub["wage"].sel(equilibrium=equilibrium).where(sub["done"]).transpose(y, x)
+    gap = 1.0 / np.asarray(w.values, float)
+    done = np.asarray(sub["done"].transpose(y, x).values, bool)
+    ex = np.asarray(sub["exists"].sel(equilibrium=equilibrium).transpose(y, x).values, bool)
+    fin = gap[np.isfinite(gap)]
+    norm = None
+    if fin.size and fin.min() > 0 and fin.max() / fin.min() > 30:
+        norm = LogNorm(vmin=fin.min(), vmax=fin.max())
+    elif fin.size:
+        norm = Normalize(vmin=fin.min(), vmax=fin.max())
+    ax = _new_ax(ax)
+    _heat(
+        ax,
+        sub,
+        x,
+        y,
+        gap,
+        "cividis",
+        rf"income gap $1/w$ in ${equilibrium[0]}_{{"
+        rf"{equilibrium[1:]}}}$",
+        norm=norm,
+        absent=done & ~ex,
+        absent_label=f"{equilibrium} does not exist",
+    )
+    ax.set_title(_title(ds, f"income gap in {equilibrium}", sub, x, y), fontsize="medium")
+    return ax
+
+
+# ----------------------------------------------------------------------- paths
+
+
+def plot_paths(
+    ds: xr.Dataset,
+    at: Mapping[str, Any] | None = None,
+    targets: Sequence[int] | None = None,
+    ax=None,
+):
+    """Transition paths of a dynamic cube at one grid point (``at``: nearest values of
+    every swept dimension longer than 1): ``x_k(t)`` (left; dotted: ``a_hat_k``) and
+    South's wage ``w_k(t)`` (right; dashed: the ``B1`` baseline wage) for each target
+    ``k``. Needs a cube saved with ``save_paths: true``. Returns the Figure."""
+    if "x_path" not in ds or "wage_path" not in ds:
+        raise ValueError(
+            "this cube has no transition paths (x_path, wage_path): they exist "
+            "only for model 'dynamic' with 'save_paths: true' in the config"
+        )
+    acc = ds.marshall
+    sub = ds.isel(acc.indexers(at, require_all=True)).compute()
+    tv = list(sub["target"].values)
+    targets = tv if targets is None else list(targets)
+    for k in targets:
+        if k not in tv:
+            raise ValueError(f"unknown target {k!r}; targets: {tv}")
+    if ax is None:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
+    else:
+        axes = list(np.ravel(ax))
+        if len(axes) != 2:
+            raise ValueError("plot_paths draws 2 panels; pass two axes")
+        fig = axes[0].figure
+    t = np.asarray(sub["time"].values, float)
+    for i, k in enumerate(targets):
+        col, ls = _color(i), BOUNDARY_STYLES[i % len(BOUNDARY_STYLES)]
+        axes[0].plot(
+            t,
+            sub["x_path"].sel(target=k).values,
+            color=col,
+            lw=1.8,
+            ls=ls,
+            label=rf"$x_{{{k}}}(t)$, cluster in {k}",
+        )
+        if "a_hat" in sub and "sector" in sub["a_hat"].dims and k in list(sub["sector"].values):
+            axes[0].axhline(
+                float(sub["a_hat"].sel(sector=k)),
+                color=col,
+                ls=":",
+                lw=1.0,
+                label=rf"$\hat a_{{{k}}}$",
+            )
+        axes[1].plot(
+            t,
+            sub["wage_path"].sel(target=k).values,
+            color=col,
+            lw=1.8,
+            ls=ls,
+            label=rf"$w(t)$, cluster in {k}",
+        )
+    if "B1" in acc.labels:
+        wB = float(sub["wage"].sel(equilibrium="B1"))
+        if math.isfinite(wB):
+            axes[1].axhline(wB, color="black", ls="--", lw=1.0, label=r"$w_B$ (stay in $B_1$)")
+    axes[0].set_xlabel("years since coordination")
+    axes[0].set_ylabel(r"$x_k = A_{kS}/A_{kN}$")
+    axes[1].set_xlabel("years since coordination")
+    axes[1].set_ylabel(r"South's wage $w$ (North = 1)")
+    for a in axes:
+        a.legend(fontsize="small", frameon=False)
+        a.grid(alpha=0.3)
+    fixed = _fixed_text(sub)
+    fig.suptitle(
+        "dynamic: transition after coordinating" + (f"\n{fixed}" if fixed else ""),
+        fontsize="medium",
+    )
+    return fig
+
+
+# -------------------------------------------------------------------------- PPF
+
+
+def ppf_params(ds: xr.Dataset, at: Mapping[str, Any] | None = None) -> dict[str, float]:
+    """Parameters of :func:`plot_ppf` at a point of a ``standard`` cube (``at``: nearest
+    values; swept dims not given default to the middle of their axis)."""
+    if ds.attrs.get("model") != "standard":
+        raise ValueError(
+            f"the PPF (JDE Fig. 1) is drawn for model 'standard'; this cube is "
+            f"{ds.attrs.get('model')!r}"
+        )
+    acc = ds.marshall
+    at = dict(at or {})
+    for d in acc.params:
+        if d not in at:
+            vals = ds[d].values
+            at[d] = float(vals[len(vals) // 2])
+    p = acc.coords_of(ds.isel(acc.indexers(at, require_all=True)))
+    out = {}
+    for j in (1, 2):
+        if f"r_{j}" in p:
+            out[f"r_{j}"] = float(p[f"r_{j}"])
+            out[f"lam_{j}N"] = 1.0
+        else:
+            out[f"r_{j}"] = float(p[f"lam_{j}S"]) / float(p[f"lam_{j}N"])
+            out[f"lam_{j}N"] = float(p[f"lam_{j}N"])
+    alpha, Lbar = p.get("alpha"), p.get("Lbar")
+    theta = float(p["theta"]) if "theta" in p else 1.0 + float(alpha) * float(Lbar)
+    if alpha is None and Lbar is not None:
+        alpha = (theta - 1.0) / float(Lbar)
+    L_S = float(p.get("L_S", math.inf))
+    if not math.isfinite(L_S):
+        L_S = float(Lbar) if Lbar is not None else 1.0
+    out.update(
+        theta=theta,
+        L_S=L_S,
+        alpha=None if alpha is None else float(alpha),
+        Lbar=None if Lbar is None else float(Lbar),
+    )
+    return out
+
+
+def plot_ppf(
+    r_1: float = 1.0,
+    r_2: float = 1.5,
+    theta: float = 2.0,
+    L_S: float = 1.0,
+    alpha: float | None = None,
+    Lbar: float | None = None,
+    ax=None,
+    ds: xr.Dataset | None = None,
+    at: Mapping[str, Any] | None = None,
+    lam_1N: float = 1.0,
+    lam_2N: float = 1.0,
+    n: int = 201,
+):
+    """JDE Fig. 1: South's production possibility frontier with the clustering
+    externality (``Q_2 = lam_2S (1 + alpha min(Lbar, L_2)) L_2``) and without it
+    (``alpha = 0``), with the world price line ``p_1 Q_1 + p_2 Q_2 = const`` (slope
+    ``-p_1/p_2 = -theta lam_2N/lam_1N``) through each specialised corner (``B1``: all in
+    good 1; ``C2``: all in good 2). The higher line is the higher income. With ``ds``
+    (a ``standard`` cube) the parameters are read at the point ``at``. Returns the Axes.
+    """
+    from .models.standard import ppf
+
+    if ds is not None:
+        p = ppf_params(ds, at)
+        r_1, r_2, theta, L_S = p["r_1"], p["r_2"], p["theta"], p["L_S"]
+        alpha, Lbar, lam_1N, lam_2N = p["alpha"], p["Lbar"], p["lam_1N"], p["lam_2N"]
+    f = ppf(r_1, r_2, theta, L_S, alpha=alpha, Lbar=Lbar, n=n, lam_1N=lam_1N, lam_2N=lam_2N)
+    ax = _new_ax(ax, figsize=(6.0, 5.0))
+    q1, q2, q2l = f["Q_1"], f["Q_2"], f["Q_2_no_externality"]
+    ax.plot(q1, q2, color=OKABE_ITO[4], lw=2.0, label="PPF with the cluster externality")
+    ax.plot(q1, q2l, color=OKABE_ITO[0], lw=1.5, ls="--", label="PPF without externality")
+    slope = f["price_ratio"]  # p_1 / p_2
+    q1max, q2max = float(q1[0]), float(q2[-1])
+    grid = np.linspace(0.0, max(q1max, q2max / slope) * 1.05, 200)
+    for (name, v), col in zip(
+        (("B1", slope * q1max), ("C2", q2max)), (OKABE_ITO[5], OKABE_ITO[2]), strict=True
+    ):
+        line = v - slope * grid
+        keep = line >= 0
+        ax.plot(
+            grid[keep],
+            line[keep],
+            color=col,
+            lw=1.2,
+            ls=":",
+            label=f"world price line through {name}",
+        )
+    ax.plot([q1max], [0.0], "o", color=OKABE_ITO[5])
+    ax.annotate(r"$B_1$", (q1max, 0.0), textcoords="offset points", xytext=(4, 6))
+    ax.plot([0.0], [q2max], "o", color=OKABE_ITO[2])
+    ax.annotate(r"$C_2$", (0.0, q2max), textcoords="offset points", xytext=(6, 2))
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel(r"$Q_1$ (good 1, no externality)")
+    ax.set_ylabel(r"$Q_2$ (good 2, clustering)")
+    c = r_2 / r_1
+    ax.set_title(
+        rf"JDE Fig. 1: $r_1$ = {r_1:.3g}, $r_2$ = {r_2:.3g}, $\theta$ = {theta:.3g}"
+        rf" ($c$ = {c:.3g}), $L_S$ = {L_S:.3g}",
+        fontsize="medium",
+    )
+    ax.legend(fontsize="small", frameon=False)
+    return ax
+
+
+# ------------------------------------------------------------------------ save
+
+
+def save(obj, path, dpi: int = 150) -> None:
+    """Save an Axes' or a Figure's figure (format by suffix: png, svg, pdf) and close it."""
+    fig = obj if isinstance(obj, Figure) else obj.figure
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)

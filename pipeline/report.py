@@ -1,0 +1,179 @@
+"""``marshall report``: one markdown page over every cube of a results directory.
+
+For each cube (``RESULTS/cubes/*.zarr``, or ``*.zarr`` directly in ``RESULTS``): its
+model, description and grid, the share of computed points in each regime, the
+paper's claims (checked / held / failed, with a counterexample where one fails) and
+the figures found under ``RESULTS/figures/<cube name>/`` (linked relative to the
+report). Only reads cubes and lists files; nothing is computed or drawn here.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import query as _query  # noqa: F401  (registers ds.marshall)
+from .store import open_cube
+
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def find_cubes(results: Path) -> list[Path]:
+    """Cube stores under ``results`` (``cubes/*.zarr`` and ``*.zarr``), sorted by name."""
+    results = Path(results)
+    found = {
+        p.resolve(): p
+        for pat in ("cubes/*.zarr", "*.zarr")
+        for p in results.glob(pat)
+        if (p / "zarr.json").is_file()
+    }
+    return sorted(found.values(), key=lambda p: p.stem)
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub-flavoured markdown table (cells escaped for ``|``)."""
+
+    def cell(v: object) -> str:
+        if isinstance(v, float):
+            v = "" if math.isnan(v) else f"{v:.4g}"
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        "| " + " | ".join(cell(h) for h in header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _range(d: dict) -> str:
+    return f"{d['size']} values, {d['min']:.4g} .. {d['max']:.4g} ({d['spacing']})"
+
+
+def _example(ex: dict) -> str:
+    return ", ".join(
+        f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in ex.items()
+    )
+
+
+def cube_section(path: Path, out_dir: Path, figures_dir: Path | None) -> tuple[str, dict]:
+    """Markdown section of one cube and a one-line summary for the overview table."""
+    ds = open_cube(path)
+    acc = ds.marshall
+    name = path.name.removesuffix(".zarr")
+    s = acc.summary()
+    lines = [f"## {name}", ""]
+    if s["description"]:
+        lines += [f"*{s['description']}*", ""]
+    J = f", J = {s['sectors']}" if s["model"] != "standard" else ""
+    lines.append(
+        f"- model: `{s['model']}`{J}; store `{os.path.relpath(path, out_dir)}`; "
+        f"config hash `{ds.attrs.get('config_hash', '?')[:19]}`; created "
+        f"{ds.attrs.get('created', '?')}"
+    )
+    lines.append("- swept: " + "; ".join(f"`{k}` ({_range(v)})" for k, v in s["dims"].items()))
+    if s["fixed"]:
+        lines.append(
+            "- fixed: "
+            + ", ".join(
+                f"`{k}` = {v:g}" if isinstance(v, float) else f"`{k}` = {v}"
+                for k, v in s["fixed"].items()
+            )
+        )
+    share_mult = s["multiple"] / s["done"] if s["done"] else math.nan
+    lines.append(
+        f"- computed points: {s['done']:,} of {s['points']:,}"
+        + ("" if s["complete"] else " (**not complete**)")
+        + f"; knife-edge points: {s['knife_edge']:,}; multiple stable equilibria: "
+        f"{s['multiple']:,} ({share_mult:.1%})"
+    )
+    lines.append("")
+    shares = acc.regime_share()
+    lines += [
+        "### Regimes (sets of stable equilibria)",
+        "",
+        md_table(
+            ["regime", "share of points", "points"],
+            [(r, f"{v:.2%}", round(v * s["done"])) for r, v in shares.items()],
+        ),
+        "",
+    ]
+    claims = acc.claims(examples=1)
+    n_failed = int(claims["failed"].sum())
+    rows = []
+    for lab, r in claims.iterrows():
+        if r["checked"] == 0:
+            result = "not applicable here"
+        elif r["failed"]:
+            result = "**FAILS** at " + _example(r["examples"][0]) if r["examples"] else "**FAILS**"
+        else:
+            result = "holds"
+        rows.append((lab, r["statement"], r["checked"], r["held"], r["failed"], result))
+    lines += [
+        "### Claims of the paper (where their assumptions hold)",
+        "",
+        md_table(["claim", "statement", "checked", "held", "failed", "result"], rows),
+        "",
+    ]
+    figs = []
+    if figures_dir is not None and (figures_dir / name).is_dir():
+        figs = sorted(p for p in (figures_dir / name).iterdir() if p.suffix in FIGURE_SUFFIXES)
+    if figs:
+        lines += ["### Figures", ""]
+        for f in figs:
+            rel = os.path.relpath(f, out_dir)
+            lines.append(
+                f"![{name}: {f.stem}]({rel})"
+                if f.suffix != ".pdf"
+                else f"- [{f.stem} (pdf)]({rel})"
+            )
+        lines.append("")
+    top = shares.idxmax() if len(shares) else ""
+    overview = {
+        "cube": name,
+        "model": s["model"] + J.replace(", ", " "),
+        "points": f"{s['done']:,}/{s['points']:,}",
+        "regimes": len(shares),
+        "most common regime": f"{top} ({shares.max():.0%})" if top else "",
+        "claims": "FAIL" if n_failed else ("ok" if claims["checked"].sum() else "n/a"),
+        "figures": len(figs),
+    }
+    return "\n".join(lines), overview
+
+
+def build_report(
+    results: str | Path, out: str | Path, figures_dir: str | Path | None = None
+) -> str:
+    """Write the markdown report of every cube in ``results`` to ``out``; returns it."""
+    results, out = Path(results), Path(out)
+    if not results.is_dir():
+        raise FileNotFoundError(f"no results directory {results}")
+    figures = Path(figures_dir) if figures_dir is not None else results / "figures"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out_dir = out.parent.resolve()
+    cubes = find_cubes(results)
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    parts, overview = [], []
+    for c in cubes:
+        text, row = cube_section(c.resolve(), out_dir, figures.resolve())
+        parts.append(text)
+        overview.append(row)
+    head = [
+        "# marshall report",
+        "",
+        f"{len(cubes)} cube(s) in `{results}`, generated {now}. Regimes are sets of "
+        "stable equilibria (MODEL.md section 6); claims are the papers' claims checked by each "
+        "model (MODEL.md sections 2-5), counted at computed points where their assumptions hold.",
+        "",
+    ]
+    if overview:
+        keys = list(overview[0])
+        head += [md_table(keys, [[r[k] for k in keys] for r in overview]), ""]
+    else:
+        head += ["No cubes found: run `marshall run CONFIG` (or `snakemake`) first.", ""]
+    text = "\n".join(head + parts).rstrip() + "\n"
+    out.write_text(text)
+    return text
