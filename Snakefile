@@ -63,19 +63,64 @@ rule all:
         "results/report.md",
 
 
-rule cube:
-    """Compute (or resume) a config's cube; the flag holds `marshall verify`'s report."""
-    input:
-        config=lambda w: CONFIGS[w.name],
-    output:
-        flag="results/cubes/{name}.done",
-    params:
-        store=lambda w: str(SPECS[w.name].output),
-    log:
-        "logs/cube/{name}.log",
-    shell:
-        "({MARSHALL} run {input.config} --workers {WORKERS} --no-progress "
-        "&& {MARSHALL} verify {params.store} > {output.flag}) > {log} 2>&1"
+PARTS = int(os.environ.get("MARSHALL_PARTS", "1"))  # jobs per config (cluster: many blocks each)
+
+if PARTS <= 1:
+
+    rule cube:
+        """Compute (or resume) a config's cube; the flag holds `marshall verify`'s report."""
+        input:
+            config=lambda w: CONFIGS[w.name],
+        output:
+            flag="results/cubes/{name}.done",
+        params:
+            store=lambda w: str(SPECS[w.name].output),
+        log:
+            "logs/cube/{name}.log",
+        shell:
+            "({MARSHALL} run {input.config} --workers {WORKERS} --no-progress "
+            "&& {MARSHALL} verify {params.store} > {output.flag}) > {log} 2>&1"
+
+else:
+
+    rule cube_init:
+        """Stage 1: the store's template, once."""
+        input:
+            config=lambda w: CONFIGS[w.name],
+        output:
+            flag="results/cubes/{name}.init",
+        log:
+            "logs/cube_init/{name}.log",
+        shell:
+            "{MARSHALL} init {input.config} > {output.flag} 2> {log}"
+
+    rule cube_part:
+        """Stage 2: part I of N of the blocks (side by side, one cluster job each)."""
+        input:
+            config=lambda w: CONFIGS[w.name],
+            init="results/cubes/{name}.init",
+        output:
+            flag="results/cubes/{name}.part{part}",
+        log:
+            "logs/cube_part/{name}.{part}.log",
+        shell:
+            "{MARSHALL} run {input.config} --part {wildcards.part}/" + str(PARTS) +
+            " --workers {WORKERS} --no-progress --quiet > {log} 2>&1 && touch {output.flag}"
+
+    rule cube:
+        """Stage 3: name the regimes, consolidate, verify."""
+        input:
+            config=lambda w: CONFIGS[w.name],
+            parts=lambda w: [f"results/cubes/{w.name}.part{i}" for i in range(1, PARTS + 1)],
+        output:
+            flag="results/cubes/{name}.done",
+        params:
+            store=lambda w: str(SPECS[w.name].output),
+        log:
+            "logs/cube/{name}.log",
+        shell:
+            "({MARSHALL} finalize {input.config} && {MARSHALL} verify {params.store} "
+            "> {output.flag}) > {log} 2>&1"
 
 
 rule figures:

@@ -99,3 +99,18 @@ def test_snakemake_kill_and_rerun_incomplete(tmp_path):
     out, _ = p.communicate(timeout=120)
     assert p.returncode == 0 and "Nothing to be done" in out, out
     shutil.rmtree(wd / ".snakemake", ignore_errors=True)
+
+
+def test_snakemake_parts_plan_stages(tmp_path):
+    """With MARSHALL_PARTS=N each config becomes init -> N parts -> finalize (dry run)."""
+    wd = make_workdir(tmp_path, {"small": SMALL})
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}", MARSHALL_PARTS="3")
+    res = subprocess.run([str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(wd),
+                          "--cores", "1", "-n", "-p"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = res.stdout
+    for i in (1, 2, 3):
+        assert f"--part {i}/3" in out
+    assert "marshall init" in out.replace(str(BIN) + "/", "")
+    assert "finalize" in out and "results/report.md" in out
