@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def config_text(n: float, out: Path) -> str:
-    side = round(n ** 0.25)
+    side = round(n**0.25)
     return textwrap.dedent(f"""\
         model: coordination
         params:
@@ -80,8 +80,10 @@ def bench_kernel(block_points: int, repeats: int = 5) -> tuple[float, float]:
     from pipeline.kernels import batch_kernel, trace_count
 
     rng = np.random.default_rng(0)
-    i = {"r": np.exp(rng.uniform(-1, 1, (block_points, 2))),
-         "theta": rng.uniform(1.05, 4.0, (block_points, 2))}
+    i = {
+        "r": np.exp(rng.uniform(-1, 1, (block_points, 2))),
+        "theta": rng.uniform(1.05, 4.0, (block_points, 2)),
+    }
     fn = batch_kernel("coordination", 2, block_points)
     t = time.perf_counter()
     np.asarray(fn(i)["regime"])
@@ -116,8 +118,9 @@ def bench_end_to_end(n: float, workers: int, tmp: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     cfg = tmp / f"cfg_{int(n)}.yaml"
     cfg.write_text(config_text(n, out))
-    p = subprocess.Popen([sys.executable, "-c", RUNNER, str(cfg), str(workers)],
-                         stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, str(cfg), str(workers)], stdout=subprocess.PIPE, text=True
+    )
     proc = psutil.Process(p.pid)
     peak = 0
     while p.poll() is None:
@@ -162,8 +165,10 @@ def main() -> None:
     tmp = Path(args.tmp or tempfile.mkdtemp(prefix="marshall-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
 
-    print(f"# static sweep benchmark ({platform.node()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()})")
+    print(
+        f"# static sweep benchmark ({platform.node()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()})"
+    )
     base = bench_numpy(10_000_000)
     print(f"numpy whole-array classification (10^7 points, in memory): {base / 1e6:.2f} M pts/s")
     rows = []
@@ -172,21 +177,29 @@ def main() -> None:
         rows.append(res)
     block_points = int(np.prod(rows[-1]["chunks"]))
     kern, compile_s = bench_kernel(block_points)
-    print(f"jitted kernel alone ({block_points:,}-point block, all outputs): {kern / 1e6:.2f} M "
-          f"pts/s; compile {compile_s:.2f} s; traced once per process: yes")
+    print(
+        f"jitted kernel alone ({block_points:,}-point block, all outputs): {kern / 1e6:.2f} M "
+        f"pts/s; compile {compile_s:.2f} s; traced once per process: yes"
+    )
     print()
-    print(f"| points | blocks | run s | M pts/s | after compile | vs numpy | peak RSS MB | "
-          f"disk MB | traces |")
+    print(
+        "| points | blocks | run s | M pts/s | after compile | vs numpy | peak RSS MB | "
+        "disk MB | traces |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         rate = r["points"] / r["run_s"]
         rate_c = r["points"] / max(r["run_s"] - compile_s, 1e-9)
-        print(f"| {r['points']:,} | {r['blocks']} | {r['run_s']:.2f} | {rate / 1e6:.2f} | "
-              f"{rate_c / 1e6:.2f} | {rate_c / base:.2f}x | {r['peak_rss_mb']:.0f} | "
-              f"{r['disk_mb']:.1f} | {r['traces']} |")
+        print(
+            f"| {r['points']:,} | {r['blocks']} | {r['run_s']:.2f} | {rate / 1e6:.2f} | "
+            f"{rate_c / 1e6:.2f} | {rate_c / base:.2f}x | {r['peak_rss_mb']:.0f} | "
+            f"{r['disk_mb']:.1f} | {r['traces']} |"
+        )
     q = bench_query(rows[-1]["out"])
-    print(f"\nquery: open + load + plot a 2-D regime slice of the {rows[-1]['points']:,}-point "
-          f"cube: {q:.2f} s")
+    print(
+        f"\nquery: open + load + plot a 2-D regime slice of the {rows[-1]['points']:,}-point "
+        f"cube: {q:.2f} s"
+    )
     if not args.keep and not args.tmp:
         shutil.rmtree(tmp, ignore_errors=True)
 

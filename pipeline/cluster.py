@@ -16,8 +16,7 @@ import os
 
 from .config import SweepSpec
 
-DEFAULTS = {"queue": None, "account": None, "walltime": "01:00:00", "memory": "8GB",
-            "cores": 2}
+DEFAULTS = {"queue": None, "account": None, "walltime": "01:00:00", "memory": "8GB", "cores": 2}
 
 
 def _setting(name: str, given):
@@ -38,14 +37,25 @@ def lifetime(walltime: str, margin_min: int = 5) -> str:
     return f"{max(1, int(minutes - margin_min))}m"
 
 
-def slurm_cluster(spec: SweepSpec | None = None, jobs: int = 4, *, queue=None, account=None,
-                  walltime=None, memory=None, cores=None, adapt: bool = True, **extra):
+def slurm_cluster(
+    spec: SweepSpec | None = None,
+    jobs: int = 4,
+    *,
+    queue=None,
+    account=None,
+    walltime=None,
+    memory=None,
+    cores=None,
+    adapt: bool = True,
+    **extra,
+):
     """A ``dask_jobqueue.SLURMCluster`` set up for marshall (adaptive, 1..``jobs`` jobs)."""
     try:
         from dask_jobqueue import SLURMCluster
     except ImportError:  # pragma: no cover - depends on the install
-        raise RuntimeError("--cluster slurm needs dask-jobqueue: pip install -e '.[cluster]'") \
-            from None
+        raise RuntimeError(
+            "--cluster slurm needs dask-jobqueue: pip install -e '.[cluster]'"
+        ) from None
     walltime = _setting("walltime", walltime)
     cores = int(_setting("cores", cores))
     kw = dict(
@@ -57,8 +67,13 @@ def slurm_cluster(spec: SweepSpec | None = None, jobs: int = 4, *, queue=None, a
         processes=1,  # one worker process per job, using the job's cores through XLA
         job_name=f"marshall-{spec.name}" if spec else "marshall",
         job_script_prologue=["export JAX_ENABLE_X64=1", "export JAX_PLATFORMS=cpu"],
-        worker_extra_args=["--lifetime", lifetime(walltime), "--lifetime-stagger", "2m",
-                           "--lifetime-restart"],
+        worker_extra_args=[
+            "--lifetime",
+            lifetime(walltime),
+            "--lifetime-stagger",
+            "2m",
+            "--lifetime-restart",
+        ],
         log_directory="logs/slurm",
     )
     kw.update(extra)

@@ -225,7 +225,9 @@ class _NoAliasLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.constructor.ConstructorError(
-                None, None, "YAML aliases (*name) are not allowed in sweep configs",
+                None,
+                None,
+                "YAML aliases (*name) are not allowed in sweep configs",
                 event.start_mark,
             )
         return super().compose_node(parent, index)
@@ -237,11 +239,15 @@ def load_config(path: str | Path, output: str | Path | None = None) -> SweepSpec
     if not path.is_file():
         raise ConfigError([("config", f"no such file {str(path)!r}")])
     if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ConfigError([("config", f"file is over {MAX_CONFIG_BYTES} bytes; not a sweep config")])
+        raise ConfigError(
+            [("config", f"file is over {MAX_CONFIG_BYTES} bytes; not a sweep config")]
+        )
     return parse_config(path.read_text(), source=str(path), output=output)
 
 
-def parse_config(text: str, source: str | None = None, output: str | Path | None = None) -> SweepSpec:
+def parse_config(
+    text: str, source: str | None = None, output: str | Path | None = None
+) -> SweepSpec:
     """Validate a config given as YAML text (``output`` overrides the config's)."""
     try:
         data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - safe loader subclass
@@ -262,17 +268,22 @@ def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
     for err in exc.errors():
         loc = [str(x) for x in err["loc"]]
         # unions report one error per branch; keep the field once
-        key = ".".join(x for x in loc if x not in ("float", "list[float]", "Linspace",
-                                                  "Logspace", "Values"))
+        key = ".".join(
+            x for x in loc if x not in ("float", "list[float]", "Linspace", "Logspace", "Values")
+        )
         if key in seen:
             continue
         seen.add(key)
         if err["type"] == "extra_forbidden" and len(loc) == 1:
-            msg = ("unknown field; allowed: model, sectors, params, chunks, output, "
-                   "save_paths, name, description")
+            msg = (
+                "unknown field; allowed: model, sectors, params, chunks, output, "
+                "save_paths, name, description"
+            )
         elif key.startswith("params."):
-            msg = (f"must be a number, a strictly increasing list, {{linspace: [start, stop, n]}}"
-                   f", {{logspace: [start, stop, n]}} or {{values: [...]}}; got {err.get('input')!r}")
+            msg = (
+                f"must be a number, a strictly increasing list, {{linspace: [start, stop, n]}}"
+                f", {{logspace: [start, stop, n]}} or {{values: [...]}}; got {err.get('input')!r}"
+            )
         elif err["type"] == "missing":
             msg = "required field is missing"
         else:
@@ -321,7 +332,9 @@ def _axis_values(name: str, v: Any, problems: list) -> tuple[np.ndarray | None, 
     return None, "fixed"
 
 
-def _check_bounds(name: str, vals: np.ndarray, info, problems: list, derived_from: str = "") -> None:
+def _check_bounds(
+    name: str, vals: np.ndarray, info, problems: list, derived_from: str = ""
+) -> None:
     meaning, lo, open_lo, hi = info
     where = f" ({derived_from})" if derived_from else ""
     bad_nan = ~np.isfinite(vals) & ~(np.isposinf(vals) & (name == "L_S"))
@@ -332,12 +345,21 @@ def _check_bounds(name: str, vals: np.ndarray, info, problems: list, derived_fro
     if np.any(low_bad):
         op = ">" if open_lo else ">="
         fix = {"theta": " (theta <= 1 means clustering loses productivity)"}.get(
-            name.split("_")[0], "")
-        problems.append((f"params.{name}", f"{meaning} must be {op} {lo:g}{fix}{where}; got "
-                         f"{float(vals[low_bad][0]):g}"))
+            name.split("_")[0], ""
+        )
+        problems.append(
+            (
+                f"params.{name}",
+                f"{meaning} must be {op} {lo:g}{fix}{where}; got {float(vals[low_bad][0]):g}",
+            )
+        )
     if hi is not None and np.any(vals >= hi):
-        problems.append((f"params.{name}", f"{meaning} must be < {hi:g}{where}; got "
-                         f"{float(vals[vals >= hi][0]):g}"))
+        problems.append(
+            (
+                f"params.{name}",
+                f"{meaning} must be < {hi:g}{where}; got {float(vals[vals >= hi][0]):g}",
+            )
+        )
 
 
 def validate(data: Mapping[str, Any], text: str = "", source: str | None = None) -> SweepSpec:
@@ -348,8 +370,9 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
         raise ConfigError(_pydantic_problems(exc), source) from None
     problems: list[tuple[str, str]] = []
     if raw.model not in MODELS:
-        raise ConfigError([("model", f"unknown model {raw.model!r}; choose one of "
-                            f"{', '.join(MODELS)}")], source)
+        raise ConfigError(
+            [("model", f"unknown model {raw.model!r}; choose one of {', '.join(MODELS)}")], source
+        )
     J = 2 if raw.model == "standard" else raw.sectors
     if not 2 <= J <= MAX_SECTORS:
         raise ConfigError([("sectors", f"J must be between 2 and {MAX_SECTORS}; got {J}")], source)
@@ -363,12 +386,20 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
         if name not in allowed:
             hint = ""
             m = _INDEXED.match(name)
-            j = int(m.group(2)) if m else (int(_LAM.match(name).group(1))
-                                           if _LAM.match(name) else 0)
+            j = (
+                int(m.group(2))
+                if m
+                else (int(_LAM.match(name).group(1)) if _LAM.match(name) else 0)
+            )
             if j > J:
                 hint = f" (sector {j} > sectors: {J})"
-            problems.append((f"params.{name}", f"unknown parameter for model {raw.model!r}{hint};"
-                             f" expected {_expected(raw.model, J)}"))
+            problems.append(
+                (
+                    f"params.{name}",
+                    f"unknown parameter for model {raw.model!r}{hint};"
+                    f" expected {_expected(raw.model, J)}",
+                )
+            )
             continue
         vals, spacing = _axis_values(name, v, problems)
         if spacing == "fixed":
@@ -379,8 +410,9 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
         if spacing == "fixed":
             fixed[name] = float(vals[0])
         elif name in _FIXED_ONLY:
-            problems.append((f"params.{name}", "cannot be swept (it shapes the time axis); "
-                             "give one number"))
+            problems.append(
+                (f"params.{name}", "cannot be swept (it shapes the time axis); give one number")
+            )
         else:
             axes.append(Axis(name, vals, spacing))
     if "n_time" in fixed and fixed["n_time"] != int(fixed["n_time"]):
@@ -409,8 +441,16 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
         chunks.append(min(raw.chunks.get(a.name, 0) or 0, len(a)) or 0)
     from .grid import default_chunks  # grid depends on config, not the reverse at import
 
-    chunks = list(default_chunks(raw.model, J, [len(a) for a in axes], chunks, raw.save_paths,
-                                 int(fixed.get("n_time", DEFAULTS["n_time"]))))
+    chunks = list(
+        default_chunks(
+            raw.model,
+            J,
+            [len(a) for a in axes],
+            chunks,
+            raw.save_paths,
+            int(fixed.get("n_time", DEFAULTS["n_time"])),
+        )
+    )
     if raw.model == "dynamic":
         for d in ("rho", "T", "n_time", "Tc"):
             fixed.setdefault(d, float(DEFAULTS[d])) if d not in given else None
@@ -458,8 +498,12 @@ def _check_required(model: str, J: int, given: set[str]) -> list[tuple[str, str]
         if f"r_{j}" in given and lam:
             out.append((f"params.r_{j}", f"give r_{j} or lam_{j}S and lam_{j}N, not both"))
         elif f"r_{j}" not in given and len(lam) < 2:
-            out.append((f"params.r_{j}", f"missing: give r_{j} (= lam_{j}S / lam_{j}N) or both "
-                        f"lam_{j}S and lam_{j}N"))
+            out.append(
+                (
+                    f"params.r_{j}",
+                    f"missing: give r_{j} (= lam_{j}S / lam_{j}N) or both lam_{j}S and lam_{j}N",
+                )
+            )
 
     def need(name: str, alternatives: str) -> None:
         out.append((f"params.{name}", f"missing: {alternatives}"))
@@ -467,8 +511,13 @@ def _check_required(model: str, J: int, given: set[str]) -> list[tuple[str, str]
     if model == "standard":
         t, a, lb = "theta" in given, "alpha" in given, "Lbar" in given
         if t and a and lb:
-            out.append(("params.theta", "over-determined: give theta or alpha and Lbar (theta = "
-                        "1 + alpha Lbar), not all three"))
+            out.append(
+                (
+                    "params.theta",
+                    "over-determined: give theta or alpha and Lbar (theta = "
+                    "1 + alpha Lbar), not all three",
+                )
+            )
         elif not t and not (a and lb):
             need("theta", "give theta > 1, or alpha and Lbar")
         if "L_S" in given and not lb and not (t and a):
@@ -486,7 +535,9 @@ def _check_required(model: str, J: int, given: set[str]) -> list[tuple[str, str]
             if t and lb:
                 out.append((f"params.theta_{j}", f"give theta_{j} or Lbar_{j}, not both"))
             elif not (t or lb):
-                need(f"theta_{j}", f"give theta_{j} > 1 or Lbar_{j} (theta_j = beta + alpha Lbar_j)")
+                need(
+                    f"theta_{j}", f"give theta_{j} > 1 or Lbar_{j} (theta_j = beta + alpha Lbar_j)"
+                )
     if model == "dynamic":
         for base in ("g", "eps"):
             per = {f"{base}_{j}" for j in js} & given
@@ -518,8 +569,12 @@ def _check_derived(model: str, J: int, axes: list[Axis], fixed: Mapping[str, flo
                 v = _corner_values(axes, fixed, ["beta", "alpha", f"Lbar_{j}"])
                 theta = v["beta"] + v["alpha"] * v[f"Lbar_{j}"]
                 if np.any(theta <= 1):
-                    out.append((f"params.Lbar_{j}", f"theta_{j} = beta + alpha Lbar_{j} must be > 1"
-                                f"; it is {theta.min():g} at the grid's corner. Raise alpha or "
-                                f"Lbar_{j}"))
+                    out.append(
+                        (
+                            f"params.Lbar_{j}",
+                            f"theta_{j} = beta + alpha Lbar_{j} must be > 1"
+                            f"; it is {theta.min():g} at the grid's corner. Raise alpha or "
+                            f"Lbar_{j}",
+                        )
+                    )
     return out
-

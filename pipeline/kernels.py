@@ -9,7 +9,7 @@ each kernel exactly once per process (see :func:`trace_count`).
 from __future__ import annotations
 
 from collections import Counter
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -75,8 +75,9 @@ def resolve_inputs(model: str, J: int, p: dict[str, np.ndarray]) -> dict[str, np
         if "theta" in p:
             theta = p["theta"]
             Lbar = p.get("Lbar")
-            alpha = p["alpha"] if "alpha" in p else (
-                (theta - 1.0) / Lbar if Lbar is not None else None)
+            alpha = (
+                p["alpha"] if "alpha" in p else ((theta - 1.0) / Lbar if Lbar is not None else None)
+            )
             if Lbar is None and alpha is not None:
                 Lbar = (theta - 1.0) / alpha
         else:
@@ -102,22 +103,44 @@ def resolve_inputs(model: str, J: int, p: dict[str, np.ndarray]) -> dict[str, np
                 theta[:, j] = p[f"theta_{j + 1}"]
                 Lbar[:, j] = (theta[:, j] - beta) / alpha
         L_S = p.get("L_S", inf)
-        theta_S = np.where(L_S[:, None] >= Lbar, theta,
-                           beta[:, None] + alpha[:, None] * np.minimum(L_S[:, None], Lbar))
-        return {"r": r, "theta": theta, "theta_S": theta_S, "Lbar": Lbar, "beta": beta,
-                "alpha": alpha, "L_S": L_S}
+        theta_S = np.where(
+            L_S[:, None] >= Lbar,
+            theta,
+            beta[:, None] + alpha[:, None] * np.minimum(L_S[:, None], Lbar),
+        )
+        return {
+            "r": r,
+            "theta": theta,
+            "theta_S": theta_S,
+            "Lbar": Lbar,
+            "beta": beta,
+            "alpha": alpha,
+            "L_S": L_S,
+        }
     if model == "dynamic":
-        return {"r": r, "theta": _per_sector(p, "theta", J), "g": _per_sector(p, "g", J),
-                "eps": _per_sector(p, "eps", J), "rho": p["rho"], "Tc": p["Tc"]}
+        return {
+            "r": r,
+            "theta": _per_sector(p, "theta", J),
+            "g": _per_sector(p, "g", J),
+            "eps": _per_sector(p, "eps", J),
+            "rho": p["rho"],
+            "Tc": p["Tc"],
+        }
     raise ValueError(f"unknown model {model!r}")
 
 
 # ----------------------------------------------------------------------- kernels
 
 
-@lru_cache(maxsize=None)
-def batch_kernel(model: str, J: int, n: int, T: float = 0.0, n_time: int = 0,
-                 save_paths: bool = False):
+@cache
+def batch_kernel(
+    model: str,
+    J: int,
+    n: int,
+    T: float = 0.0,
+    n_time: int = 0,
+    save_paths: bool = False,
+):
     """The jitted batch function of a model for blocks of ``n`` points."""
     import jax
 
@@ -127,29 +150,49 @@ def batch_kernel(model: str, J: int, n: int, T: float = 0.0, n_time: int = 0,
         def inner(*args, **kw):
             _TRACES[model] += 1
             return fn(*args, **kw)
+
         return inner
 
     if model == "standard":
-        f = counted(lambda i: jax.vmap(mod.equilibria)(i["r_1"], i["r_2"], i["theta"],
-                                                       i["theta_S"]))
+        f = counted(
+            lambda i: jax.vmap(mod.equilibria)(i["r_1"], i["r_2"], i["theta"], i["theta_S"])
+        )
     elif model == "coordination":
         f = counted(lambda i: jax.vmap(mod.coordination)(i["r"], i["theta"]))
     elif model == "modes":
-        f = counted(lambda i: jax.vmap(mod.modes)(
-            i["r"], i["theta"], i["theta_S"], i["Lbar"], i["beta"], i["alpha"], i["L_S"]))
+        f = counted(
+            lambda i: jax.vmap(mod.modes)(
+                i["r"], i["theta"], i["theta_S"], i["Lbar"], i["beta"], i["alpha"], i["L_S"]
+            )
+        )
     elif model == "dynamic":
+
         def dyn(i):
             out = dict(jax.vmap(mod.steady_state)(i["r"], i["theta"], i["g"], i["eps"]))
-            out.update(mod.transition(i["r"], i["theta"], i["g"], i["eps"], i["rho"],
-                                          i["Tc"], T=T, n_time=n_time, save_paths=save_paths))
+            out.update(
+                mod.transition(
+                    i["r"],
+                    i["theta"],
+                    i["g"],
+                    i["eps"],
+                    i["rho"],
+                    i["Tc"],
+                    T=T,
+                    n_time=n_time,
+                    save_paths=save_paths,
+                )
+            )
             return out
+
         f = counted(dyn)
     else:
         raise ValueError(f"unknown model {model!r}")
     return jax.jit(f)
 
 
-def run_kernel(model: str, J: int, inputs: dict[str, np.ndarray], **static) -> dict[str, np.ndarray]:
+def run_kernel(
+    model: str, J: int, inputs: dict[str, np.ndarray], **static
+) -> dict[str, np.ndarray]:
     """Evaluate a model on flat inputs (any length; compiled per length)."""
     n = len(next(iter(inputs.values())))
     fn = batch_kernel(model, J, n, **static)
@@ -160,8 +203,11 @@ def run_kernel(model: str, J: int, inputs: dict[str, np.ndarray], **static) -> d
 def _static(spec: SweepSpec) -> dict:
     if spec.model != "dynamic":
         return {}
-    return {"T": float(spec.fixed["T"]), "n_time": int(spec.fixed["n_time"]),
-            "save_paths": spec.save_paths}
+    return {
+        "T": float(spec.fixed["T"]),
+        "n_time": int(spec.fixed["n_time"]),
+        "save_paths": spec.save_paths,
+    }
 
 
 def launch_block(spec: SweepSpec, block: int, plan: Plan | None = None):

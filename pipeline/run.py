@@ -82,7 +82,8 @@ def check_disk(spec: SweepSpec) -> None:
     if est.bytes > free:
         raise StoreError(
             f"the sweep would write up to {human_bytes(est.bytes)} ({spec.n_points:,} points) "
-            f"but {parent} has {human_bytes(free)} free; shrink the axes or choose another output")
+            f"but {parent} has {human_bytes(free)} free; shrink the axes or choose another output"
+        )
 
 
 # --------------------------------------------------------------------- tasks
@@ -126,9 +127,8 @@ def task_groups(todo: list[int], n_workers: int, plan: Plan) -> list[list[int]]:
     worker (load balance, retry granularity) and at most ~16 M points per task."""
     if not todo:
         return []
-    per = max(1, min(len(todo) // max(1, 4 * n_workers),
-                     max(1, 16_000_000 // plan.block_points)))
-    return [todo[i:i + per] for i in range(0, len(todo), per)]
+    per = max(1, min(len(todo) // max(1, 4 * n_workers), max(1, 16_000_000 // plan.block_points)))
+    return [todo[i : i + per] for i in range(0, len(todo), per)]
 
 
 def computed_log(path: str | Path) -> list[int]:
@@ -140,21 +140,43 @@ def computed_log(path: str | Path) -> list[int]:
 
 
 def _progress(enabled: bool, total: int):
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                    TimeRemainingColumn(), disable=not enabled, transient=False)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )
 
 
 def _local_cluster(workers: int):
     from dask.distributed import LocalCluster
 
-    env = {"JAX_ENABLE_X64": "1", "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"),
-           "OMP_NUM_THREADS": "1"}
-    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                        dashboard_address=None, env=env, silence_logs=40)
+    env = {
+        "JAX_ENABLE_X64": "1",
+        "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"),
+        "OMP_NUM_THREADS": "1",
+    }
+    return LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        env=env,
+        silence_logs=40,
+    )
 
 
 def part_blocks(plan: Plan, part: tuple[int, int] | None) -> list[int]:
@@ -181,10 +203,18 @@ def finalize_store(spec: SweepSpec) -> dict:
         return finalize(spec)
 
 
-def run(spec: SweepSpec, *, workers: int | None = None, scheduler: str | None = None,
-        overwrite: bool = False, progress: bool = False, cluster=None,
-        max_blocks: int | None = None, part: tuple[int, int] | None = None,
-        finalize_cube: bool = True) -> dict:
+def run(
+    spec: SweepSpec,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    cluster=None,
+    max_blocks: int | None = None,
+    part: tuple[int, int] | None = None,
+    finalize_cube: bool = True,
+) -> dict:
     """Compute every block of ``spec`` not yet done and finalize the cube.
 
     ``workers=0`` computes in this process; ``scheduler`` connects to a running dask
@@ -251,8 +281,9 @@ def _run_dask(spec, todo, tick, n_workers, scheduler, cluster) -> None:
         n = max(1, len(client.nthreads()) or n_workers)
         groups = task_groups(todo, n, Plan.of(spec))
         fspec = client.scatter(spec, broadcast=True)
-        futures = client.map(compute_and_write, [fspec] * len(groups), groups, pure=False,
-                             retries=3)
+        futures = client.map(
+            compute_and_write, [fspec] * len(groups), groups, pure=False, retries=3
+        )
         for fut in as_completed(futures):
             for summary in fut.result():
                 tick(summary)

@@ -77,24 +77,41 @@ def schema(spec: SweepSpec) -> dict[str, Var]:
     if spec.model == "dynamic":
         t, s = ("target",), ("sector",)
         v |= {
-            "a_hat": Var(s, "float64", np.nan, "steady-state relative productivity without a "
-                         "cluster", "1"),
+            "a_hat": Var(
+                s, "float64", np.nan, "steady-state relative productivity without a cluster", "1"
+            ),
             "jump": Var(t, "float64", np.nan, "static wage jump w(0+)/w_B on coordinating", "1"),
             "half_life": Var(t, "float64", np.nan, "time until the gap 1 - x_k halves", "years"),
             "t99": Var(t, "float64", np.nan, "time until x_k reaches 99% of its limit", "years"),
-            "pv_gain": Var(t, "float64", np.nan, "annuity-equivalent income gain over B1",
-                           "baseline income"),
-            "breakeven_kappa": Var(t, "float64", np.nan, "Bastable break-even cost pv_gain/rho",
-                                   "years of baseline income"),
+            "pv_gain": Var(
+                t, "float64", np.nan, "annuity-equivalent income gain over B1", "baseline income"
+            ),
+            "breakeven_kappa": Var(
+                t,
+                "float64",
+                np.nan,
+                "Bastable break-even cost pv_gain/rho",
+                "years of baseline income",
+            ),
             "path_feasible": Var(t, "bool", False, "C_k is an equilibrium at every saved time"),
             "status": Var(t, "int8", -1, "transition status code (0 = ok)"),
         }
         if spec.save_paths:
             v |= {
-                "x_path": Var(("target", "time"), "float64", np.nan,
-                              "relative productivity x_k(t) = A_kS/A_kN", "1"),
-                "wage_path": Var(("target", "time"), "float64", np.nan,
-                                 "South's wage on the transition", "North wage = 1"),
+                "x_path": Var(
+                    ("target", "time"),
+                    "float64",
+                    np.nan,
+                    "relative productivity x_k(t) = A_kS/A_kN",
+                    "1",
+                ),
+                "wage_path": Var(
+                    ("target", "time"),
+                    "float64",
+                    np.nan,
+                    "South's wage on the transition",
+                    "North wage = 1",
+                ),
             }
     return v
 
@@ -121,8 +138,11 @@ def param_attrs(name: str) -> dict[str, str]:
         base, idx = name, ""
     if base == "lam":
         j, country = idx[:-1], idx[-1:]
-        return {"long_name": f"raw productivity of {country} in sector {j}",
-                "symbol": f"\\lambda_{{{j}{country}}}", "units": "1"}
+        return {
+            "long_name": f"raw productivity of {country} in sector {j}",
+            "symbol": f"\\lambda_{{{j}{country}}}",
+            "units": "1",
+        }
     meaning, sym = PARAM_NAMES.get(base, (name, name))
     sector = f" in sector {idx}" if idx else ""
     sym = sym.replace("_{j}", f"_{{{idx}}}" if idx else "").replace("{j}", idx)
@@ -137,8 +157,17 @@ def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {}
-    for pkg in ("marshall", "jax", "jaxlib", "numpy", "xarray", "zarr", "dask", "distributed",
-                "diffrax"):
+    for pkg in (
+        "marshall",
+        "jax",
+        "jaxlib",
+        "numpy",
+        "xarray",
+        "zarr",
+        "dask",
+        "distributed",
+        "diffrax",
+    ):
         with contextlib.suppress(md.PackageNotFoundError):
             out[pkg] = md.version(pkg)
     return out
@@ -147,11 +176,17 @@ def _versions() -> dict[str, str]:
 def _git_commit() -> str:
     here = Path(__file__).resolve().parent
     try:
-        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5)
+        res = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
         commit = res.stdout.strip() if res.returncode == 0 else "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return commit + ("-dirty" if dirty and commit != "unknown" else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -163,25 +198,41 @@ def template(spec: SweepSpec) -> xr.Dataset:
 
     labs = model_labels(spec.model, spec.J)
     claim_labels, claim_text = model_claims(spec.model)
-    sizes = {"equilibrium": len(labs), "claim": len(claim_labels), "sector": spec.J,
-             "target": spec.J}
+    sizes = {
+        "equilibrium": len(labs),
+        "claim": len(claim_labels),
+        "sector": spec.J,
+        "target": spec.J,
+    }
     coords: dict[str, Any] = {}
     for a in spec.axes:
-        coords[a.name] = xr.Variable((a.name,), a.values, attrs=param_attrs(a.name)
-                                     | {"spacing": a.spacing})
-    coords["equilibrium"] = ("equilibrium", np.array(labs, dtype=object),
-                             {"long_name": "equilibrium label (MODEL.md)"})
-    coords["claim"] = ("claim", np.array(claim_labels, dtype=object),
-                       {"long_name": "claim of the paper",
-                        "statements": json.dumps(claim_text)})
+        coords[a.name] = xr.Variable(
+            (a.name,), a.values, attrs=param_attrs(a.name) | {"spacing": a.spacing}
+        )
+    coords["equilibrium"] = (
+        "equilibrium",
+        np.array(labs, dtype=object),
+        {"long_name": "equilibrium label (MODEL.md)"},
+    )
+    coords["claim"] = (
+        "claim",
+        np.array(claim_labels, dtype=object),
+        {"long_name": "claim of the paper", "statements": json.dumps(claim_text)},
+    )
     if spec.model == "dynamic":
         coords["sector"] = ("sector", np.arange(1, spec.J + 1), {"long_name": "sector j"})
-        coords["target"] = ("target", np.arange(1, spec.J + 1),
-                            {"long_name": "sector k where South coordinates at t = 0"})
+        coords["target"] = (
+            "target",
+            np.arange(1, spec.J + 1),
+            {"long_name": "sector k where South coordinates at t = 0"},
+        )
         if spec.save_paths:
             n_time = int(spec.fixed["n_time"])
-            coords["time"] = ("time", np.linspace(0.0, spec.fixed["T"], n_time),
-                              {"long_name": "time since coordination", "units": "years"})
+            coords["time"] = (
+                "time",
+                np.linspace(0.0, spec.fixed["T"], n_time),
+                {"long_name": "time since coordination", "units": "years"},
+            )
             sizes["time"] = n_time
     for k, val in spec.fixed.items():
         coords[k] = xr.Variable((), val, attrs=param_attrs(k))
@@ -197,11 +248,16 @@ def template(spec: SweepSpec) -> xr.Dataset:
         if name in ("best", "worst"):
             attrs |= {"flag_values": list(range(len(labs))), "flag_meanings": " ".join(labs)}
         if name == "regime":
-            attrs |= {"regime_bits": labs, "comment": "bit i set when equilibrium i is stable; "
-                      f"stable-capable: {' '.join(stable_bits)}"}
+            attrs |= {
+                "regime_bits": labs,
+                "comment": "bit i set when equilibrium i is stable; "
+                f"stable-capable: {' '.join(stable_bits)}",
+            }
         if name == "claims":
-            attrs |= {"flag_values": [-1, 0, 1],
-                      "flag_meanings": "not_applicable_or_not_computed failed held"}
+            attrs |= {
+                "flag_values": [-1, 0, 1],
+                "flag_meanings": "not_applicable_or_not_computed failed held",
+            }
         if name == "rank":
             attrs |= {"comment": "-1: not computed"}
         data_vars[name] = xr.Variable(dims, arr, attrs=attrs)
@@ -261,15 +317,18 @@ def _owner(lp: Path) -> dict:
 
 def _stale(owner: dict) -> bool:
     """A lock is stale when its owner was a process on this host that is gone."""
-    return (owner.get("host") == socket.gethostname() and bool(owner.get("pid"))
-            and not _alive(int(owner["pid"])))
+    return (
+        owner.get("host") == socket.gethostname()
+        and bool(owner.get("pid"))
+        and not _alive(int(owner["pid"]))
+    )
 
 
 def _part_of(lp: Path, store: Path) -> tuple[int, int] | None:
-    rest = lp.name[len(store.name) + len(".lock"):]
+    rest = lp.name[len(store.name) + len(".lock") :]
     if not rest.startswith(".part-"):
         return None
-    i, _, n = rest[len(".part-"):].partition("-of-")
+    i, _, n = rest[len(".part-") :].partition("-of-")
     return int(i), int(n)
 
 
@@ -277,7 +336,8 @@ def _refuse(path: Path, lp: Path, owner: dict) -> StoreError:
     return StoreError(
         f"{path} is being written by another run (pid {owner.get('pid')} on "
         f"{owner.get('host')}, started {owner.get('started')}). Wait for it to finish, "
-        f"or if that run is dead on another host, remove {lp}.")
+        f"or if that run is dead on another host, remove {lp}."
+    )
 
 
 @contextlib.contextmanager
@@ -295,16 +355,22 @@ def writer_lock(path: Path, part: tuple[int, int] | None = None):
     path = Path(path)
     lp = lock_path(path, part)
     lp.parent.mkdir(parents=True, exist_ok=True)
-    me = {"pid": os.getpid(), "host": socket.gethostname(),
-          "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+    me = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
     for attempt in range(2):
         try:
             fd = os.open(lp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             owner = _owner(lp)
             if attempt == 0 and _stale(owner):
-                print(f"marshall: taking over stale lock {lp.name} of dead process "
-                      f"{owner['pid']} (started {owner.get('started')})", file=sys.stderr)
+                print(
+                    f"marshall: taking over stale lock {lp.name} of dead process "
+                    f"{owner['pid']} (started {owner.get('started')})",
+                    file=sys.stderr,
+                )
                 lp.unlink(missing_ok=True)
                 continue
             raise _refuse(path, lp, owner) from None
@@ -318,8 +384,12 @@ def writer_lock(path: Path, part: tuple[int, int] | None = None):
             if other == lp:
                 continue
             theirs = _part_of(other, path)
-            compatible = (part is not None and theirs is not None and theirs[1] == part[1]
-                          and theirs[0] != part[0])
+            compatible = (
+                part is not None
+                and theirs is not None
+                and theirs[1] == part[1]
+                and theirs[0] != part[0]
+            )
             owner = _owner(other)
             if compatible or _stale(owner):
                 continue
@@ -371,16 +441,20 @@ def create(spec: SweepSpec, overwrite: bool = False) -> str:
             shutil.rmtree(path)
             action = "overwritten"
         elif st is None:
-            raise StoreError(f"{path} exists and is not a marshall cube; choose another output "
-                             "or pass --overwrite")
+            raise StoreError(
+                f"{path} exists and is not a marshall cube; choose another output "
+                "or pass --overwrite"
+            )
         elif st.get("config_hash") == spec.config_hash:
             return "resumed"
         else:
             changes = diff_configs(json.loads(st["config_canonical"]), dict(spec.canonical))
             raise StoreError(
                 f"{path} holds a sweep with a different config; resuming would mix two sweeps."
-                "\n  changed: " + "; ".join(changes or ["(formatting only)"]) +
-                "\n  Use --overwrite to start again, or another output path.")
+                "\n  changed: "
+                + "; ".join(changes or ["(formatting only)"])
+                + "\n  Use --overwrite to start again, or another output path."
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(path.name + ".partial-*"):  # left by a killed creation
         owner_pid = stale.name.rsplit("-", 1)[-1]
@@ -388,14 +462,25 @@ def create(spec: SweepSpec, overwrite: bool = False) -> str:
             shutil.rmtree(stale, ignore_errors=True)
     tmp = path.with_name(f"{path.name}.partial-{uuid.uuid4().hex[:8]}-{os.getpid()}")
     ds = template(spec)
-    ds.to_zarr(tmp, mode="w", compute=False, zarr_format=3, consolidated=False,
-               encoding=_encoding(ds, spec))
+    ds.to_zarr(
+        tmp,
+        mode="w",
+        compute=False,
+        zarr_format=3,
+        consolidated=False,
+        encoding=_encoding(ds, spec),
+    )
     import zarr
 
     grp = zarr.open_group(tmp, mode="r+").create_group(STATE)
-    grp.attrs.update({"format": FORMAT_VERSION, "config_hash": spec.config_hash,
-                      "config_canonical": json.dumps(spec.canonical, sort_keys=True),
-                      "n_blocks": Plan.of(spec).n_blocks})
+    grp.attrs.update(
+        {
+            "format": FORMAT_VERSION,
+            "config_hash": spec.config_hash,
+            "config_canonical": json.dumps(spec.canonical, sort_keys=True),
+            "n_blocks": Plan.of(spec).n_blocks,
+        }
+    )
     (tmp / STATE / "done").mkdir()
     try:
         os.rename(tmp, path)  # atomic; fails if another part created the store first
@@ -457,8 +542,13 @@ def _writer_pool():
     return _POOL
 
 
-def write_block(spec: SweepSpec, block: int, out: dict[str, np.ndarray],
-                plan: Plan | None = None, seconds: float = 0.0) -> dict:
+def write_block(
+    spec: SweepSpec,
+    block: int,
+    out: dict[str, np.ndarray],
+    plan: Plan | None = None,
+    seconds: float = 0.0,
+) -> dict:
     """Write one block's outputs into its chunk-aligned region, then its marker.
 
     The template was written once by :func:`create`; here each variable's region is
@@ -512,11 +602,13 @@ def finalize(spec: SweepSpec) -> dict:
     codes_sorted = sorted(codes)
     names = [regime_name(c, labs) for c in codes_sorted]
     root = zarr.open_group(path, mode="r+")
-    root["regime"].attrs.update({
-        "flag_values": codes_sorted,
-        "flag_meanings": " ".join(names),
-        "regime_labels": {str(c): n for c, n in zip(codes_sorted, names)},
-    })
+    root["regime"].attrs.update(
+        {
+            "flag_values": codes_sorted,
+            "flag_meanings": " ".join(names),
+            "regime_labels": {str(c): n for c, n in zip(codes_sorted, names)},
+        }
+    )
     root.attrs.update({"complete": 1, "knife_edge_points": knife})
     with warnings.catch_warnings():  # "consolidated metadata is not part of zarr v3 (yet)"
         warnings.simplefilter("ignore")

@@ -8,8 +8,9 @@ from pathlib import Path
 os.environ.setdefault("JAX_ENABLE_X64", "1")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import pipeline  # noqa: E402,F401  (turns float64 on)
 import pytest  # noqa: E402
+
+import pipeline  # noqa: E402,F401  (turns float64 on)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,8 +12,10 @@ import numpy as np
 
 def standard(r_1, r_2, theta, theta_S):
     c = r_2 / r_1
-    exists = np.stack([c <= theta, c * (theta_S / theta) >= 1.0,
-                       (theta / c > 1.0) & (theta / c < theta_S)], axis=-1)
+    exists = np.stack(
+        [c <= theta, c * (theta_S / theta) >= 1.0, (theta / c > 1.0) & (theta / c < theta_S)],
+        axis=-1,
+    )
     wage = np.stack([r_1, r_2 * (theta_S / theta), r_1], axis=-1)
     return exists, np.where(exists, wage, np.nan)
 

@@ -81,17 +81,36 @@ def test_bad_config_names_the_field_and_writes_nothing(tmp_path, old, new, field
 @pytest.mark.parametrize(
     ("text", "field", "msg"),
     [
-        ("model: modes\nparams: {r_1: 1, r_2: 1, beta: 1.5, alpha: 1, theta_1: 2, theta_2: 2}\n"
-         "output: o.zarr", "params.beta", "must be < 1"),
-        ("model: modes\nparams: {r_1: 1, r_2: 1, beta: 0.5, alpha: 0.1, Lbar_1: 2, theta_2: 2}\n"
-         "output: o.zarr", "params.Lbar_1", "theta_1 = beta + alpha Lbar_1 must be > 1"),
+        (
+            "model: modes\nparams: {r_1: 1, r_2: 1, beta: 1.5, alpha: 1, theta_1: 2, theta_2: 2}\n"
+            "output: o.zarr",
+            "params.beta",
+            "must be < 1",
+        ),
+        (
+            "model: modes\nparams: {r_1: 1, r_2: 1, beta: 0.5, alpha: 0.1, Lbar_1: 2, theta_2: 2}\n"
+            "output: o.zarr",
+            "params.Lbar_1",
+            "theta_1 = beta + alpha Lbar_1 must be > 1",
+        ),
         ("model: standard\nparams: {r_1: 1, r_2: 1}\noutput: o.zarr", "params.theta", "missing"),
-        ("model: standard\nparams: {r_1: 1, r_2: 1, theta: 2, L_S: 3}\noutput: o.zarr",
-         "params.L_S", "needs the cluster size"),
-        ("model: standard\nparams: {r_1: 1, lam_1S: 2, lam_1N: 1, r_2: 1, theta: 2}\n"
-         "output: o.zarr", "params.r_1", "not both"),
-        ("model: coordination\nparams: {lam_1S: 2, r_2: 1, theta_1: 2, theta_2: 2}\n"
-         "output: o.zarr", "params.r_1", "lam_1N"),
+        (
+            "model: standard\nparams: {r_1: 1, r_2: 1, theta: 2, L_S: 3}\noutput: o.zarr",
+            "params.L_S",
+            "needs the cluster size",
+        ),
+        (
+            "model: standard\nparams: {r_1: 1, lam_1S: 2, lam_1N: 1, r_2: 1, theta: 2}\n"
+            "output: o.zarr",
+            "params.r_1",
+            "not both",
+        ),
+        (
+            "model: coordination\nparams: {lam_1S: 2, r_2: 1, theta_1: 2, theta_2: 2}\n"
+            "output: o.zarr",
+            "params.r_1",
+            "lam_1N",
+        ),
         ("model: [unclosed\n", "yaml", "malformed YAML"),
         ("base: &b {r_1: 1}\nmodel: coordination\nparams: *b\noutput: o.zarr", "yaml", "aliases"),
         ("- just\n- a list\n", "config", "mapping"),
@@ -104,8 +123,11 @@ def test_cross_field_and_syntax_errors(text, field, msg):
 
 
 def test_all_problems_reported_at_once():
-    text = GOOD.replace("OUT", "o.zarr").replace("r_2: 1.0", "r_2: -1").replace(
-        "theta_2: [1.5, 2.0, 3.0]", "theta_2: 0.5")
+    text = (
+        GOOD.replace("OUT", "o.zarr")
+        .replace("r_2: 1.0", "r_2: -1")
+        .replace("theta_2: [1.5, 2.0, 3.0]", "theta_2: 0.5")
+    )
     with pytest.raises(ConfigError) as exc:
         parse_config(text)
     assert {"params.r_2", "params.theta_2"} <= {f for f, _ in exc.value.problems}
@@ -114,8 +136,10 @@ def test_all_problems_reported_at_once():
 def test_lam_pairs_and_alpha_Lbar_resolve():
     from pipeline.kernels import compute_block
 
-    spec = parse_config("model: standard\nparams: {lam_1S: 2, lam_1N: 1, lam_2S: {linspace: "
-                        "[1, 6, 6]}, lam_2N: 1, alpha: 0.5, Lbar: 2}\noutput: o.zarr")
+    spec = parse_config(
+        "model: standard\nparams: {lam_1S: 2, lam_1N: 1, lam_2S: {linspace: "
+        "[1, 6, 6]}, lam_2N: 1, alpha: 0.5, Lbar: 2}\noutput: o.zarr"
+    )
     out = compute_block(spec, 0)
     # r_1 = 2, theta = 1 + 0.5 * 2 = 2: B1 (c <= 2) for r_2 <= 4, C2 for r_2 >= 2
     assert out["exists"][:, 0].tolist() == [True, True, True, True, False, False]

@@ -162,8 +162,15 @@ def test_modes_matches_numpy_exactly():
     L_S = np.where(rng.random(n) < 0.5, np.inf, rng.uniform(0.5, 25.0, n))
     ok = (theta > 1).all(axis=1)
     r, beta, alpha, Lbar, theta, L_S = r[ok], beta[ok], alpha[ok], Lbar[ok], theta[ok], L_S[ok]
-    params = {"r_1": r[:, 0], "r_2": r[:, 1], "beta": beta, "alpha": alpha, "L_S": L_S,
-              "Lbar_1": Lbar[:, 0], "Lbar_2": Lbar[:, 1]}
+    params = {
+        "r_1": r[:, 0],
+        "r_2": r[:, 1],
+        "beta": beta,
+        "alpha": alpha,
+        "L_S": L_S,
+        "Lbar_1": Lbar[:, 0],
+        "Lbar_2": Lbar[:, 1],
+    }
     out = run_kernel("modes", J, resolve_inputs("modes", J, params))
     theta_S = np.where(L_S[:, None] >= Lbar, theta, beta[:, None] + alpha[:, None] * L_S[:, None])
     mixed = (1.0 - beta[:, None]) / alpha[:, None] < np.minimum(L_S[:, None], Lbar)
@@ -217,10 +224,14 @@ def test_claims_hold_under_the_papers_assumptions(pt):
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.integers(2, 5).flatmap(
-    lambda J: st.tuples(st.lists(pos, min_size=J, max_size=J),
-                        st.lists(gain, min_size=J, max_size=J))),
-    gain)
+@given(
+    st.integers(2, 5).flatmap(
+        lambda J: st.tuples(
+            st.lists(pos, min_size=J, max_size=J), st.lists(gain, min_size=J, max_size=J)
+        )
+    ),
+    gain,
+)
 def test_wage_of_Ck_independent_of_theta_k(rt, new_theta):
     r, theta = np.array(rt[0]), np.array(rt[1])
     J = len(r)
@@ -235,11 +246,16 @@ def test_wage_of_Ck_independent_of_theta_k(rt, new_theta):
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.integers(2, 4).flatmap(
-    lambda J: st.tuples(st.lists(pos, min_size=J, max_size=J),
-                        st.lists(pos, min_size=J, max_size=J),
-                        st.lists(gain, min_size=J, max_size=J))),
-    st.floats(0.01, 100.0))
+@given(
+    st.integers(2, 4).flatmap(
+        lambda J: st.tuples(
+            st.lists(pos, min_size=J, max_size=J),
+            st.lists(pos, min_size=J, max_size=J),
+            st.lists(gain, min_size=J, max_size=J),
+        )
+    ),
+    st.floats(0.01, 100.0),
+)
 def test_invariant_to_scaling_lam_S_and_lam_N_together(v, scale):
     lam_S, lam_N, theta = (np.array(x) for x in v)
     a = coord(lam_S / lam_N, theta)
@@ -251,9 +267,13 @@ def test_invariant_to_scaling_lam_S_and_lam_N_together(v, scale):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(2, 4).flatmap(
-    lambda J: st.tuples(st.lists(pos, min_size=J, max_size=J),
-                        st.lists(gain, min_size=J, max_size=J))))
+@given(
+    st.integers(2, 4).flatmap(
+        lambda J: st.tuples(
+            st.lists(pos, min_size=J, max_size=J), st.lists(gain, min_size=J, max_size=J)
+        )
+    )
+)
 def test_rank_consistent_with_wage_and_a_stable_equilibrium_exists(rt):
     r, theta = np.array(rt[0]), np.array(rt[1])
     out = coord(r, theta)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -78,8 +77,9 @@ def env() -> dict:
 
 
 def start(cmd: list[str], **kw) -> subprocess.Popen:
-    return subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, **kw)
+    return subprocess.Popen(
+        cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw
+    )
 
 
 def wait_for(cond, timeout: float, what: str) -> None:
@@ -117,8 +117,13 @@ def test_kill_driver_at_random_moments_then_resume(tmp_path, reference):
     assert kills >= 2
     done_before = done_blocks(out)
     log_before = len(computed_log(out))
-    res = subprocess.run([MARSHALL, "run", str(cfg), "--workers", "0", "--no-progress"],
-                         env=env(), capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [MARSHALL, "run", str(cfg), "--workers", "0", "--no-progress"],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     new = computed_log(out)[log_before:]
     assert sorted(new) == sorted(set(range(N_BLOCKS)) - done_before)  # each missing block once
@@ -159,8 +164,7 @@ def test_killed_worker_is_retried(tmp_path, reference):
     cfg = write_cfg(tmp_path, out)
     p = start([MARSHALL, "run", str(cfg), "--workers", "2", "--no-progress"])
     try:
-        wait_for(lambda: len(done_blocks(out)) >= 5 if out.exists() else False, 120,
-                 "first blocks")
+        wait_for(lambda: len(done_blocks(out)) >= 5 if out.exists() else False, 120, "first blocks")
         workers = _descendants_running_worker(p.pid)
         assert workers, "no dask worker process found"
         workers[0].send_signal(signal.SIGKILL)
@@ -183,12 +187,37 @@ def test_separate_scheduler_and_workers_on_loopback(tmp_path, reference):
     """`dask scheduler` + two `dask worker` processes, `marshall run --scheduler`."""
     port = _free_port()
     addr = f"tcp://127.0.0.1:{port}"
-    procs = [start([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                    "--no-dashboard"])]
+    procs = [
+        start(
+            [
+                str(BIN / "dask"),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-dashboard",
+            ]
+        )
+    ]
     try:
         for i in range(2):
-            procs.append(start([str(BIN / "dask"), "worker", addr, "--nthreads", "1",
-                                "--no-dashboard", "--name", f"w{i}", "--host", "127.0.0.1"]))
+            procs.append(
+                start(
+                    [
+                        str(BIN / "dask"),
+                        "worker",
+                        addr,
+                        "--nthreads",
+                        "1",
+                        "--no-dashboard",
+                        "--name",
+                        f"w{i}",
+                        "--host",
+                        "127.0.0.1",
+                    ]
+                )
+            )
         from dask.distributed import Client
 
         with Client(addr, timeout="30s") as c:
@@ -196,11 +225,18 @@ def test_separate_scheduler_and_workers_on_loopback(tmp_path, reference):
             worker_pids = set(c.run(os.getpid).values())
         out = tmp_path / "s.zarr"
         cfg = write_cfg(tmp_path, out)
-        res = subprocess.run([MARSHALL, "run", str(cfg), "--scheduler", addr, "--no-progress"],
-                             env=env(), capture_output=True, text=True, timeout=300)
+        res = subprocess.run(
+            [MARSHALL, "run", str(cfg), "--scheduler", addr, "--no-progress"],
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert res.returncode == 0, res.stdout + res.stderr
-        pids = {json.loads(x)["pid"] for x in
-                (out / "_marshall" / "computed.log").read_text().splitlines()}
+        pids = {
+            json.loads(x)["pid"]
+            for x in (out / "_marshall" / "computed.log").read_text().splitlines()
+        }
         assert pids <= worker_pids and len(pids) == 2
         assert_same_cube(out, reference)
     finally:
@@ -213,8 +249,11 @@ def test_separate_scheduler_and_workers_on_loopback(tmp_path, reference):
 def small_disk(tmp_path):
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
     try:
@@ -250,18 +289,29 @@ def test_disk_full_during_a_run_then_resume(tmp_path, small_disk, reference):
     for b in done_blocks(out):
         assert bool(ds.done.isel(dict(zip(spec.dims, plan.region(b)))).all())
     filler.unlink()
-    res = subprocess.run([MARSHALL, "run", str(cfg), "--workers", "0", "--no-progress"],
-                         env=env(), capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [MARSHALL, "run", str(cfg), "--workers", "0", "--no-progress"],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert_same_cube(out, reference)
 
 
 def test_sweep_too_large_for_the_disk_is_refused_with_its_size(tmp_path):
-    text = CFG.replace("{{logspace: [0.3, 6.0, 60]}}", "{{logspace: [0.3, 6.0, 2000000]}}") \
-              .replace("{{linspace: [1.05, 5.0, 40]}}", "{{linspace: [1.05, 5.0, 2000000]}}")
+    text = CFG.replace("{{logspace: [0.3, 6.0, 60]}}", "{{logspace: [0.3, 6.0, 2000000]}}").replace(
+        "{{linspace: [1.05, 5.0, 40]}}", "{{linspace: [1.05, 5.0, 2000000]}}"
+    )
     cfg = write_cfg(tmp_path, tmp_path / "huge.zarr", text=text)
-    res = subprocess.run([MARSHALL, "run", str(cfg), "--workers", "0"], env=env(),
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [MARSHALL, "run", str(cfg), "--workers", "0"],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 1
     assert "would write up to" in res.stdout + res.stderr and "PB" in res.stdout + res.stderr
     assert sorted(x.name for x in tmp_path.iterdir()) == ["c.yaml"]
@@ -274,14 +324,17 @@ def test_parts_run_side_by_side_then_finalize(tmp_path, reference):
     once, a whole-store run may not run beside them."""
     out = tmp_path / "p.zarr"
     cfg = write_cfg(tmp_path, out)
-    procs = [start([MARSHALL, "run", str(cfg), "--workers", "0", "--part", f"{i}/3",
-                    "--no-progress"]) for i in (1, 2, 3)]
+    procs = [
+        start([MARSHALL, "run", str(cfg), "--workers", "0", "--part", f"{i}/3", "--no-progress"])
+        for i in (1, 2, 3)
+    ]
     texts = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), texts
     assert sorted(computed_log(out)) == list(range(N_BLOCKS))
     assert open_cube(out).attrs["complete"] == 0
-    res = subprocess.run([MARSHALL, "finalize", str(cfg)], env=env(), capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run(
+        [MARSHALL, "finalize", str(cfg)], env=env(), capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert_same_cube(out, reference)
 

@@ -82,8 +82,10 @@ def test_chunking_does_not_change_the_cube(tmp_path):
     run(b, workers=0)
     # one compile per block shape per process, however many blocks
     assert trace_count("coordination") - before <= 2
-    xr.testing.assert_identical(data_only(open_cube(a.output)).drop_encoding(),
-                                data_only(open_cube(b.output)).drop_encoding())
+    xr.testing.assert_identical(
+        data_only(open_cube(a.output)).drop_encoding(),
+        data_only(open_cube(b.output)).drop_encoding(),
+    )
 
 
 @pytest.mark.slow
@@ -94,8 +96,10 @@ def test_local_cluster_two_processes_bit_for_bit(tmp_path):
     run(single, workers=0)
     res = run(multi, workers=2)
     assert res["computed"] == Plan.of(multi).n_blocks
-    pids = {json.loads(x)["pid"] for x in (multi.output / "_marshall" / "computed.log")
-            .read_text().splitlines()}
+    pids = {
+        json.loads(x)["pid"]
+        for x in (multi.output / "_marshall" / "computed.log").read_text().splitlines()
+    }
     assert os.getpid() not in pids and len(pids) == 2  # computed in the two workers
     a, b = data_only(open_cube(single.output)), data_only(open_cube(multi.output))
     for name in a.data_vars:
@@ -122,16 +126,20 @@ def test_resume_computes_only_missing_blocks(tmp_path):
     assert sorted(log) == list(range(n))  # no block computed twice
     other = spec_for(tmp_path, "fresh.zarr")
     run(other, workers=0)
-    xr.testing.assert_identical(data_only(open_cube(spec.output)),
-                                data_only(open_cube(other.output)))
+    xr.testing.assert_identical(
+        data_only(open_cube(spec.output)), data_only(open_cube(other.output))
+    )
     assert CliRunner().invoke(app, ["verify", str(spec.output)]).exit_code == 0
 
 
 def test_changed_config_is_refused_naming_the_change(tmp_path):
     spec = spec_for(tmp_path)
     run(spec, workers=0, max_blocks=1)
-    changed = parse_config(CFG.format(out=spec.output, chunks="{r_1: 5, theta_1: 4, r_3: 1}")
-                           .replace("theta_3: 3.0", "theta_3: 3.5"))
+    changed = parse_config(
+        CFG.format(out=spec.output, chunks="{r_1: 5, theta_1: 4, r_3: 1}").replace(
+            "theta_3: 3.0", "theta_3: 3.5"
+        )
+    )
     with pytest.raises(StoreError, match=r"theta_3: 3.0 -> 3.5"):
         run(changed, workers=0)
     run(changed, workers=0, overwrite=True)
@@ -151,8 +159,11 @@ def test_second_writer_is_refused_and_stale_lock_taken_over(tmp_path):
     spec = spec_for(tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        lock_path(spec.output).write_text(json.dumps(
-            {"pid": holder.pid, "host": os.uname().nodename, "started": "2026-01-01T00:00:00"}))
+        lock_path(spec.output).write_text(
+            json.dumps(
+                {"pid": holder.pid, "host": os.uname().nodename, "started": "2026-01-01T00:00:00"}
+            )
+        )
         with pytest.raises(StoreError, match=rf"another run \(pid {holder.pid}"):
             run(spec, workers=0)
         assert not spec.output.exists()

@@ -47,10 +47,25 @@ output: results/cubes/slow.zarr
 
 def snakemake(workdir: Path, *extra: str, **kw):
     env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}")
-    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
-           "--cores", "2", *extra]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True, **kw)
+    cmd = [
+        str(BIN / "snakemake"),
+        "-s",
+        str(ROOT / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--cores",
+        "2",
+        *extra,
+    ]
+    return subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        **kw,
+    )
 
 
 def make_workdir(tmp_path: Path, configs: dict[str, str]) -> Path:
@@ -105,9 +120,23 @@ def test_snakemake_parts_plan_stages(tmp_path):
     """With MARSHALL_PARTS=N each config becomes init -> N parts -> finalize (dry run)."""
     wd = make_workdir(tmp_path, {"small": SMALL})
     env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}", MARSHALL_PARTS="3")
-    res = subprocess.run([str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(wd),
-                          "--cores", "1", "-n", "-p"], env=env, capture_output=True, text=True,
-                         timeout=120)
+    res = subprocess.run(
+        [
+            str(BIN / "snakemake"),
+            "-s",
+            str(ROOT / "Snakefile"),
+            "-d",
+            str(wd),
+            "--cores",
+            "1",
+            "-n",
+            "-p",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     out = res.stdout
     for i in (1, 2, 3):

@@ -65,9 +65,7 @@ def equilibria(r_1, r_2, theta, theta_S):
     knife = edge_b1 | edge_c2 | near(theta_over_c, 1.0) | near(theta_over_c, theta_S)
 
     exists = jnp.stack([b1, c2, d])
-    stable = jnp.stack(
-        [(c < theta) & ~edge_b1, (c_gain > 1.0) & ~edge_c2, jnp.zeros_like(b1)]
-    )
+    stable = jnp.stack([(c < theta) & ~edge_b1, (c_gain > 1.0) & ~edge_c2, jnp.zeros_like(b1)])
     wage = jnp.stack([r_1, w_C2, r_1])
     out = summarise(exists, stable, wage)
 
@@ -99,5 +97,10 @@ def ppf(r_1, r_2, theta, L_S, alpha=None, Lbar=None, n: int = 201, lam_1N=1.0, l
     q1 = lam_1S * (L_S - L2)
     q2 = lam_2S * (1.0 + alpha * np.minimum(Lbar, L2)) * L2
     q2_lin = lam_2S * L2
-    return {"L_2": L2, "Q_1": q1, "Q_2": q2, "Q_2_no_externality": q2_lin,
-            "price_ratio": theta * lam_2N / lam_1N}
+    return {
+        "L_2": L2,
+        "Q_1": q1,
+        "Q_2": q2,
+        "Q_2_no_externality": q2_lin,
+        "price_ratio": theta * lam_2N / lam_1N,
+    }

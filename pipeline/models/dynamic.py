@@ -1,0 +1,705 @@
+r"""Model ``dynamic`` (JDE section 4): learning by doing and international spillovers.
+
+MODEL.md section 5 (with erratum 1: ``min``, not ``max``). The ``coordination``
+economy of :mod:`pipeline.models.sectors` plus a productivity index ``A_jit`` that
+grows with learning by doing (rate ``g_j``, scaled by the cluster intensity
+``s_ji`` in ``[0, 1]``) and with spillovers from the leader (rate ``eps_j``, the
+"benefits of backwardness"). The state that matters is South's relative
+productivity ``x_j = A_jS / A_jN`` (North is clustered everywhere, ``s_jN = 1``):
+
+.. math::
+
+    \dot x_j = x_j \bigl( g_j (s_j - 1) + \varepsilon_j (1 - \min(x_j, 1))
+               - \varepsilon_j (1 - \min(1/x_j, 1)) \bigr)
+
+Without a cluster (``s = 0``) ``x_j -> a_hat_j = max(0, 1 - g_j / eps_j)``; with a
+full cluster (``s = 1``) ``x_j -> 1``. While ``x <= 1`` and ``s`` is constant the
+equation is logistic: ``q = eps + g (s - 1)``, ``K = q / eps``,
+``x(t) = K / (1 + (K / x_0 - 1) e^{-q t})``.
+
+Parameters (per sector ``j = 1..J`` unless said otherwise)
+
+* ``r_j > 0``: South's raw productivity relative to North, ``lam_jS / lam_jN``;
+* ``theta_j > 0`` (the paper: ``> 1``): static gain from a full cluster;
+* ``g_j >= 0``: learning-by-doing rate; ``eps_j >= 0``: spillover rate
+  (``eps_j <= g_j`` gives ``a_hat_j = 0``);
+* ``rho > 0`` (per point): discount rate of the present-value gain;
+* ``Tc >= 0`` (per point): coordination ramp, ``s(t) = min(1, t / Tc)``
+  (``Tc = 0``: ``s = 1`` from ``t = 0``).
+
+Two kernels, both pure ``jax.numpy`` (nothing here jits or vmaps):
+
+* :func:`steady_state` — one point: existence, wages, ranks and claims of the
+  steady-state equilibria ``C1..CJ, B1..BJ``;
+* :func:`transition` — a whole batch: the coordination experiment of MODEL.md
+  section 5 for every target sector ``k``, solved as ONE adaptive Tsit5 system
+  (diffrax solver, PID step control, dense output) with the crossing times and the
+  discounted gain computed to solver accuracy, independent of the saved grid.
+
+Steady states (the rules of section 3 with North's advantage scaled by ``1/x_j``):
+
+=====  =============================  ==============================================
+label  wage                           exists iff
+=====  =============================  ==============================================
+Cj     ``r_j``                        ``r_k a_hat_k / theta_k <= r_j``, all ``k != j``
+Bj     ``r_j a_hat_j / theta_j``      ``r_k a_hat_k / theta_k <= r_j a_hat_j / theta_j``
+=====  =============================  ==============================================
+
+Claims (``claim`` labels ``1``..``6``), checked where ``g`` and ``eps`` are common to
+all sectors, ``a_hat > 0``, ``r_j`` and ``r_j a_hat_j / theta_j`` are strictly
+decreasing in ``j`` and the point is not knife-edge (else ``-1``, missing):
+
+1. ``B1`` and ``C1`` exist; no ``Bj`` with ``j > 1`` does;
+2. ``Ck`` (``k > 1``) exists iff ``r_1 / r_k <= theta_1 / a_hat_1`` (dynamic (*));
+3. ``C1`` is the best steady state, ``B1`` the worst; existing ``Ck`` wages fall with ``k``;
+4. ``w_Ck = r_k`` whatever ``theta_k`` (to 1e-12 relative);
+5. where ``Ck`` does not exist, ``w_Ck < w_B1``;
+6. every ``Ck`` that exists in the static ``coordination`` model
+   (``r_1 / r_k <= theta_1``) exists in the dynamic steady state (learning and
+   spillovers widen the set of feasible clusters, since ``a_hat <= 1``).
+"""
+
+from __future__ import annotations
+
+import diffrax as dfx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+
+from .. import _jax  # noqa: F401  (float64 on)
+from ._common import KNIFE_TOL, barrier, claim_code, ratio, summarise
+from .sectors import corners
+from .sectors import labels as _sector_labels
+
+CLAIMS = ("1", "2", "3", "4", "5", "6")
+CLAIM_TEXT = {
+    "1": "B1 and C1 exist in steady state; no Bj with j > 1 exists",
+    "2": "Ck (k > 1) exists in steady state iff r_1/r_k <= theta_1/a_hat_1",
+    "3": "C1 is the best steady state, B1 the worst; existing Ck wages fall with k",
+    "4": "the steady-state wage of Ck (= r_k) does not depend on theta_k",
+    "5": "where Ck does not exist, w_Ck < w_B1",
+    "6": "every Ck of the static coordination model (r_1/r_k <= theta_1) exists in steady state",
+}
+
+#: ``status`` bit flags of :func:`transition` (a value is the bitwise OR of its flags).
+STATUS = {
+    0: "ok",
+    1: "half_life not reached by T (NaN)",
+    2: "t99 not reached by T (NaN)",
+    4: "solver failure: the batch solve did not reach T (max_steps) or went non-finite; "
+    "summaries NaN, saved paths NaN from where the solve stopped (whole batch)",
+    8: "a_hat_1 = 0, so the baseline wage w_B = 0: jump, pv_gain, breakeven_kappa NaN",
+    16: "a_hat_k = 0: x_k(0) = 0 is a rest point, x_k stays 0 (half_life, t99 NaN)",
+    32: "invalid input (non-finite, r or theta <= 0, g or eps < 0, rho <= 0, Tc < 0): "
+    "all outputs NaN, path_feasible False",
+}
+HALF_LIFE_NOT_REACHED = 1
+T99_NOT_REACHED = 2
+SOLVER_FAILED = 4
+NO_BASELINE = 8
+STUCK = 16
+INVALID = 32
+
+#: Default tolerances of the batch solve (max-norm over the whole batch).
+RTOL, ATOL, MAX_STEPS = 1e-9, 1e-12, 4096
+
+_SOLVER = dfx.Tsit5()
+
+
+def labels(J: int) -> list[str]:
+    """Equilibrium labels in cube order: ``C1..CJ, B1..BJ`` (as :func:`sectors.labels`)."""
+    return _sector_labels(J)
+
+
+# ----------------------------------------------------------------------- primitives
+
+
+def a_hat(g, eps):
+    r"""Steady-state relative productivity without a cluster.
+
+    .. math:: \hat a_j = \max\Bigl(0,\ 1 - \frac{g_j}{\varepsilon_j}\Bigr)
+
+    the rest point of :func:`vector_field` with ``s = 0`` (``0`` when
+    ``eps_j <= g_j``: spillovers cannot offset the missing learning, ``x_j -> 0``).
+    Works elementwise on float64 arrays of any shape.
+    """
+    g, eps = jnp.asarray(g, jnp.float64), jnp.asarray(eps, jnp.float64)
+    pos = eps > g
+    return jnp.where(pos, 1.0 - ratio(g, jnp.where(pos, eps, 1.0)), 0.0)
+
+
+def ramp(t, Tc):
+    r"""Cluster intensity during coordination: ``s(t) = 1`` if ``Tc == 0``, else
+    ``min(1, t / Tc)`` (``t >= 0``; ``Tc = inf`` gives ``s = 0``)."""
+    pos = Tc > 0
+    return jnp.where(pos, jnp.clip(t / jnp.where(pos, Tc, 1.0), 0.0, 1.0), 1.0)
+
+
+def theta_S(t, Tc, theta):
+    r"""Realised static gain ``theta_kS(t) = 1 + s(t) (theta_k - 1)``."""
+    return 1.0 + ramp(t, Tc) * (theta - 1.0)
+
+
+def wage_of(t, x, r, theta, Tc):
+    r"""South's wage while coordinated in ``k``: ``w = r_k (x_k theta_kS(t)) / theta_k``."""
+    return r * (x * theta_S(t, Tc, theta)) / theta
+
+
+def _rate(x, g, eps, s):
+    """Right-hand side of :func:`vector_field` for a given cluster intensity ``s``."""
+    return x * (g * (s - 1.0) + eps * (1.0 - jnp.minimum(x, 1.0))) - eps * jnp.maximum(x - 1.0, 0.0)
+
+
+def vector_field(t, x, args):
+    r"""Law of motion of South's relative productivity (MODEL.md section 5).
+
+    .. math::
+
+        \dot x = x\,\bigl(g\,(s(t) - 1) + \varepsilon\,(1 - \min(x, 1))\bigr)
+                 - \varepsilon \max(x - 1, 0)
+
+    which is MODEL.md's ``x (g (s-1) + eps (1 - min(x,1)) - eps (1 - min(1/x,1)))``
+    with ``x (1 - min(1/x, 1)) = max(x - 1, 0)`` (no division, so ``x = 0`` is a
+    regular rest point). ``s(t) = ramp(t, Tc)``. Signature as a diffrax ``ODETerm``.
+
+    Parameters
+    ----------
+    t : float
+        Time in years since coordination started (``t >= 0``).
+    x : float64 array
+        Relative productivity ``A_S / A_N >= 0``.
+    args : tuple ``(g, eps, Tc)``
+        Arrays broadcastable against ``x``.
+    """
+    g, eps, Tc = args[0], args[1], args[2]
+    return _rate(x, g, eps, ramp(t, Tc))
+
+
+def logistic(t, x0, g, eps, s=1.0):
+    r"""Closed form while ``x <= 1`` at constant ``s`` (MODEL.md section 5).
+
+    .. math:: q = \varepsilon + g (s - 1),\quad K = q/\varepsilon,\quad
+              x(t) = \frac{K}{1 + (K / x_0 - 1) e^{-q t}}
+
+    numpy or jax arrays; the reference for the integrator, not a replacement.
+    """
+    xp = jnp if any(isinstance(a, jax.Array) for a in (t, x0, g, eps, s)) else np
+    q = eps + g * (s - 1.0)
+    K = q / eps
+    return K / (1.0 + (K / x0 - 1.0) * xp.exp(-q * t))
+
+
+# -------------------------------------------------------------------- steady states
+
+
+def steady_state(r, theta, g, eps):
+    r"""Steady-state equilibria of ``dynamic`` at ONE point (MODEL.md section 5).
+
+    ``r, theta, g, eps``: float64[J]. With ``b_k = r_k a_hat_k / theta_k``
+    (the wage at which South breaks even in ``k`` without a cluster):
+
+    * ``Cj``: wage ``r_j`` (``x_j -> 1``), exists iff ``b_k <= r_j`` for all ``k != j``;
+    * ``Bj``: wage ``b_j``, exists iff ``b_k <= b_j`` for all ``k``.
+
+    Both share :func:`pipeline.models.sectors.corners` with the static models.
+    Equalities (relative 1e-12) set ``knife_edge``; in particular ``a_hat = 0``
+    in two or more sectors makes their ``Bj`` wages ``0`` and tie: a knife-edge
+    continuum (flagged, the ``Bj`` not stable, never an exception). Income gap
+    ``1 / w``: ``(theta_1 / a_hat_1) / r_1`` in ``B1``, ``1 / r_1`` in ``C1``.
+
+    Returns :func:`~pipeline.models._common.summarise`'s dict over
+    :func:`labels` plus ``knife_edge`` (bool), ``claims`` (int8[6], see
+    :data:`CLAIMS`) and ``a_hat`` (float64[J]).
+    """
+    r, theta = jnp.asarray(r, jnp.float64), jnp.asarray(theta, jnp.float64)
+    g, eps = jnp.asarray(g, jnp.float64), jnp.asarray(eps, jnp.float64)
+    J = r.shape[0]
+    ah = a_hat(g, eps)
+    b = ratio(barrier(r * ah), theta)
+    w_C = r
+    C_ex, C_st, B_ex, B_st, knife = corners(b, w_C, jnp.ones(J, bool))
+    out = summarise(
+        jnp.concatenate([C_ex, B_ex]),
+        jnp.concatenate([C_ex & C_st, B_ex & B_st]),
+        jnp.concatenate([w_C, b]),
+    )
+    out["knife_edge"] = knife
+    out["claims"] = _claims(r, theta, g, eps, ah, b, w_C, out, knife)
+    out["a_hat"] = ah
+    return out
+
+
+def _claims(r, theta, g, eps, ah, b, w_C, out, knife):
+    J = r.shape[0]
+    common = jnp.all(g == g[0]) & jnp.all(eps == eps[0])
+    decreasing = jnp.all(r[:-1] > r[1:]) & jnp.all(b[:-1] > b[1:])
+    applicable = common & decreasing & jnp.all(ah > 0) & ~knife
+    ex, wage = out["exists"], out["wage"]
+    C_ex, B_ex = ex[:J], ex[J : 2 * J]
+    c1 = B_ex[0] & C_ex[0] & ~jnp.any(B_ex[1:])
+    c2 = jnp.all(C_ex[1:] == (ratio(r[0], r[1:]) <= ratio(theta[0], ah[0])))
+    w_max, w_min = jnp.nanmax(wage), jnp.nanmin(wage)
+    wC = wage[:J]
+    km = jnp.triu(jnp.ones((J, J), dtype=bool), 1) & C_ex[:, None] & C_ex[None, :]
+    falls = jnp.all(jnp.where(km, wC[:, None] > wC[None, :], True))
+    c3 = (wage[0] == w_max) & (wage[J] == w_min) & falls
+    c4 = jnp.all(jnp.abs(ratio(w_C, r) - 1.0) <= KNIFE_TOL)
+    c5 = jnp.all(jnp.where(C_ex, True, r < b[0]))
+    static_C = ratio(r[0], r[1:]) <= theta[0]
+    c6 = jnp.all(jnp.where(static_C, C_ex[1:], True))
+    return jnp.stack([claim_code(c, applicable) for c in (c1, c2, c3, c4, c5, c6)])
+
+
+# ------------------------------------------------------------------ the batch solver
+
+
+def _tsit5_poly() -> np.ndarray:
+    """Tsit5's dense-output weights as polynomials: ``b_i(u) = sum_p B[i, p] u^(p+1)``.
+
+    Read off diffrax's own ``Tsit5.interpolation_cls`` (``y0 = 0``, ``k = I``) at four
+    nodes, so saving, crossing times and quadrature all use exactly the solver's
+    interpolant.
+    """
+    ip = dfx.Tsit5.interpolation_cls(
+        t0=0.0, t1=1.0, y0=jnp.zeros(7), y1=jnp.zeros(7), k=jnp.eye(7, dtype=jnp.float64)
+    )
+    u = np.array([0.25, 0.5, 0.75, 1.0])
+    b = np.stack([np.asarray(ip.evaluate(ui)) for ui in u])  # [node, stage]
+    V = np.stack([u ** (p + 1) for p in range(4)], axis=1)
+    B = np.linalg.solve(V, b).T  # [stage, power]
+    B[np.abs(B) < 1e-12] = 0.0  # exact zeros (b_i(u) = O(u^2) for i > 1), not round-off
+    return B
+
+
+_B = _tsit5_poly()
+#: Paths within this distance of x = 1 at a step's start cross the kink unclipped.
+_KINK_TOL = 1e-8
+#: Gauss-Legendre nodes and weights on [0, 1] for the discounted integral (exact for
+#: polynomials of degree 9; the integrand is a degree-5 polynomial times exp(-rho t)).
+_GL_X, _GL_WX = np.polynomial.legendre.leggauss(5)
+_GL_U, _GL_W = 0.5 * (_GL_X + 1.0), 0.5 * _GL_WX
+
+
+def _rhs(t, x, args):
+    """:func:`vector_field` with ``args`` a dict (``g``, ``eps``, ``Tc``)."""
+    return _rate(x, args["g"], args["eps"], ramp(t, args["Tc"]))
+
+
+def _poly(x0, C, u):
+    """Dense output of one step at the fraction ``u``: ``x0 + sum_p C_p u^(p+1)``."""
+    return x0 + u * (C[0] + u * (C[1] + u * (C[2] + u * C[3])))
+
+
+def _dense_coeffs(k):
+    """Power-basis coefficients ``C_p = sum_i B[i, p] k_i`` of one step's dense
+    output ``x(u) = x0 + sum_p C_p u^(p+1)`` (one small matrix product)."""
+    C = jnp.tensordot(jnp.asarray(_B.T), k, axes=1)  # [4, *S]
+    return tuple(C[p] for p in range(4))
+
+
+def _cross(x0, C, x1, level, sign0, n_iter=8):
+    """Fraction ``u`` in ``[0, 1]`` of a step where its dense output hits ``level``.
+
+    Solves ``x0 + sum_p C_p u^(p+1) = level`` elementwise by safeguarded Newton
+    (bisection whenever the iterate leaves the bracket) from the secant guess
+    ``(level - x0) / (x1 - x0)``; ``sign0 = sign(x(0) - level)`` orients the bracket.
+    """
+    d = level - x0
+
+    def P(u):
+        val = u * (C[0] + u * (C[1] + u * (C[2] + u * C[3]))) - d
+        der = C[0] + u * (2.0 * C[1] + u * (3.0 * C[2] + u * 4.0 * C[3]))
+        return val, der
+
+    span = x1 - x0
+    u = jnp.clip(jnp.where(span != 0, d / jnp.where(span != 0, span, 1.0), 0.5), 0.0, 1.0)
+    lo, hi = jnp.zeros_like(u), jnp.ones_like(u)
+    for _ in range(n_iter):
+        val, der = P(u)
+        below = val * sign0 > 0  # same side as u = 0: the root is above u
+        lo = jnp.where(below, u, lo)
+        hi = jnp.where(below, hi, u)
+        un = u - val / jnp.where(der != 0, der, 1.0)
+        ok = (der != 0) & (un >= lo) & (un <= hi)
+        u = jnp.where(ok, un, 0.5 * (lo + hi))
+    return u
+
+
+def _integrate(
+    x0,
+    args,
+    ts,
+    kinks,
+    levels=(),
+    *,
+    save: bool,
+    quad: bool,
+    rtol: float,
+    atol: float,
+    max_steps: int,
+):
+    r"""Adaptive Tsit5 solve of a whole batch of paths as ONE system (shared steps).
+
+    ``x0``: float64 array of any shape ``S``; ``args``: ``g, eps`` (shape ``S``),
+    ``Tc`` (broadcastable) and, if ``quad``, ``rho`` (broadcastable) and ``theta``.
+    Error control by diffrax's ``PIDController`` in the max-norm over the batch;
+    steps clipped to ``kinks`` (``step_ts``: the ends ``Tc`` of the ramps, where the
+    vector field has a kink in ``t``) and to ``T = ts[-1]``; with ``quad`` also
+    ``dtmax = max(1 / max(rho), T / 512)`` (``rho h <= 1`` for the quadrature
+    wherever ``e^{-rho t}`` still matters). After each accepted step, on the
+    solver's dense output of that step (diffrax's Tsit5 interpolant in power form,
+    :func:`_dense_coeffs`):
+
+    * ``x`` at the ``ts`` inside it (as ``SaveAt(ts=...)``) into ``buf`` if ``save``
+      (the buffer starts as NaN, so times a failed solve never reached stay NaN;
+      paths where ``args["valid"]`` is False are saved as NaN), else the running
+      minimum over them of ``z = x theta_S(t)`` (``zmin``);
+    * if ``quad``: ``V += int_step e^{-rho t} z(t) dt`` by 5-point Gauss-Legendre;
+    * per level in ``levels``, the step in which the path first crosses it; the
+      crossing time is solved once, after the loop, on that step (:func:`_cross`).
+
+    A step in which a path crosses the kink ``x = 1`` (``min(x, 1)``) is rejected
+    and retried up to the first such crossing (an event in all but name), so that
+    no step straddles it; in :func:`transition` paths start at ``a_hat <= 1`` and
+    rise to 1 without crossing it, so this never fires there.
+
+    The loop is diffrax's own (``diffeqsolve``'s accept/reject/clip-to-end logic
+    around ``dfx.Tsit5().step`` and ``PIDController.adapt_step_size``), written
+    out because ``diffeqsolve`` has no per-step hook: a terminating ``Event`` would
+    stop the whole batch at the first crossing, and ``SaveAt(steps=True)`` or
+    ``dense=True`` would store every step of every path (``max_steps x N x J``).
+    Here memory is ``O(N J)`` besides the saved paths.
+
+    Returns a dict: ``x`` (at ``T``), ``buf`` (``S + (n_time,)`` if ``save``),
+    ``zmin``, ``V``, ``cross`` (tuple of crossing times, NaN if not reached), ``ok``,
+    ``n_steps``, ``n_accepted``.
+    """
+    T = ts[-1]
+    n_time = ts.shape[0]
+    term = dfx.ODETerm(_rhs)
+    solver = _SOLVER
+    dtmax = jnp.maximum(1.0 / jnp.max(args["rho"]), T / 512) if quad else None
+    controller = dfx.PIDController(
+        rtol=rtol, atol=atol, norm=optx.max_norm, dtmax=dtmax, step_ts=kinks
+    )
+    err_order = solver.error_order(term)
+    t0 = jnp.asarray(0.0, jnp.float64)
+    t1, cstate = controller.init(term, t0, T, x0, None, args, solver.func, err_order)
+    t1 = jnp.minimum(t1, T)
+    # FSAL state f(t0, x0); f is continuous in t, so the kinks at Tc never invalidate
+    # it (step_ts, not jump_ts, and made_jump stays False)
+    sstate = solver.init(term, t0, t1, x0, args)
+
+    def z_of(t, x):
+        return x * theta_S(t, args["Tc"], args["theta"]) if "theta" in args else x
+
+    signs = tuple(jnp.sign(x0 - L) for L in levels)
+    zero = jnp.zeros_like(x0)
+    brackets = tuple(
+        dict(found=s == 0, ta=zero, h=zero, xa=x0, xb=x0, C=(zero,) * 4) for s in signs
+    )
+    # the saved paths in their final layout [*S, n_time]: a strided write per save
+    # costs less than a transpose of the whole buffer afterwards
+    buf = jnp.full((*x0.shape, n_time if save else 0), jnp.nan, x0.dtype)
+    valid = args.get("valid", True)
+    if save:
+        buf = buf.at[..., 0].set(jnp.where(valid, x0, jnp.nan))
+    carry = dict(
+        t0=t0, t1=t1, x=x0, sstate=sstate, cstate=cstate, i_save=jnp.asarray(1), buf=buf,
+        zmin=z_of(t0, x0), V=zero, brk=brackets, n_steps=jnp.asarray(0),
+        n_accepted=jnp.asarray(0), ok=jnp.asarray(True),
+    )  # fmt: skip
+
+    budget = max_steps + jnp.sum(kinks < T)  # each ramp end may cost one more step
+
+    def cond(c):
+        return (c["t0"] < T) & (c["n_steps"] < budget) & c["ok"]
+
+    def body(c):
+        ta, tb, x_a = c["t0"], c["t1"], c["x"]
+        x_b, err, dense, sstate1, _ = solver.step(term, ta, tb, x_a, args, c["sstate"], False)
+        k = dense["k"]  # [7, *S]: stage increments h f_i
+        err = jnp.where(jnp.isnan(err), jnp.inf, err)
+        keep, nt0, nt1, _, cstate, _ = controller.adapt_step_size(
+            ta, tb, x_a, x_b, args, err, err_order, c["cstate"]
+        )
+        h = tb - ta
+        C = _dense_coeffs(k)  # this step's dense output: x(u) = x_a + sum_p C_p u^(p+1)
+
+        # x = 1 is a kink of the vector field (C^1, f'' jumps): an accepted step in
+        # which some path crosses it is retried up to the first crossing time on the
+        # dense output, so that no step straddles it (never happens in transition())
+        side = x_a - 1.0
+        kink = keep & (side * (x_b - 1.0) < 0) & (jnp.abs(side) > _KINK_TOL)
+
+        def first_kink(_):
+            u = _cross(x_a, C, x_b, 1.0, jnp.sign(side))
+            return jnp.min(jnp.where(kink & (u > 1e-3), u, jnp.inf))
+
+        u_k = jax.lax.cond(jnp.any(kink), first_kink, lambda _: jnp.inf, None)
+        clip = u_k < 1.0
+        keep = keep & ~clip
+        nt0 = jnp.where(clip, ta, nt0)
+        nt1 = jnp.where(clip, ta + u_k * h, nt1)
+        nt0 = jnp.minimum(nt0, T)
+        nt1 = jnp.where(nt1 > T, jnp.where(keep, T, nt0 + 0.5 * (T - nt0)), nt1)
+
+        def save_cond(sc):
+            i = sc[0]
+            return keep & (i < n_time) & (ts[jnp.minimum(i, n_time - 1)] <= tb)
+
+        def save_body(sc):
+            i, buf, zmin = sc
+            t = ts[i]
+            x = _poly(x_a, C, (t - ta) / h)
+            if save:
+                return i + 1, buf.at[..., i].set(jnp.where(valid, x, jnp.nan)), zmin
+            return i + 1, buf, jnp.minimum(zmin, z_of(t, x))
+
+        i_save, buf, zmin = jax.lax.while_loop(
+            save_cond, save_body, (c["i_save"], c["buf"], c["zmin"])
+        )
+
+        V = c["V"]
+        if quad:
+            # int_ta^tb e^{-rho t} x(t) theta_S(t) dt, theta_S linear on the step (the
+            # kinks Tc are step ends): 5-point Gauss-Legendre through the moments
+            # M_q = sum_n w_n u_n^q e^{-rho h u_n}, computed per point, not per target
+            rho = args["rho"]
+            e = [barrier(jnp.exp(-rho * (ta + float(u) * h))) for u in _GL_U]
+            M = [sum(float(w * u**q) * en for u, w, en in zip(_GL_U, _GL_W, e, strict=True))
+                 for q in range(6)]  # fmt: skip
+            X = (x_a, *C)
+            th_a = theta_S(ta, args["Tc"], args["theta"])
+            th_b = theta_S(tb, args["Tc"], args["theta"])
+            dV = th_a * sum(X[q] * M[q] for q in range(5)) + (th_b - th_a) * sum(
+                X[q] * M[q + 1] for q in range(5)
+            )
+            V = jnp.where(keep, V + h * dV, V)
+
+        hits = tuple(
+            keep & ~bk["found"] & ((x_b - L) * s0 <= 0)
+            for L, s0, bk in zip(levels, signs, c["brk"], strict=True)
+        )
+
+        def record(brk):
+            new = dict(ta=ta, h=h, xa=x_a, xb=x_b, C=C)
+            return tuple(
+                dict(found=bk["found"] | hit)
+                | {
+                    key: jax.tree.map(lambda a, b, hit=hit: jnp.where(hit, a, b), new[key], bk[key])
+                    for key in new
+                }
+                for hit, bk in zip(hits, brk, strict=True)
+            )
+
+        brk = c["brk"]
+        if hits:
+            any_hit = jnp.any(jnp.stack([jnp.any(hit) for hit in hits]))
+            brk = jax.lax.cond(any_hit, record, lambda brk: brk, brk)
+
+        ok = c["ok"] & jnp.where(keep, jnp.all(jnp.isfinite(x_b)), True)
+        return dict(
+            t0=nt0, t1=nt1, x=jnp.where(keep, x_b, x_a),
+            sstate=jax.tree.map(lambda a, b: jnp.where(keep, a, b), sstate1, c["sstate"]),
+            cstate=cstate, i_save=i_save, buf=buf, zmin=zmin, V=V, brk=brk,
+            n_steps=c["n_steps"] + 1, n_accepted=c["n_accepted"] + keep.astype(int), ok=ok,
+        )  # fmt: skip
+
+    out = jax.lax.while_loop(cond, body, carry)
+    out["ok"] = out["ok"] & (out["t0"] >= T) & (out["i_save"] == n_time)
+    out["cross"] = tuple(
+        jnp.where(
+            s0 == 0,
+            0.0,
+            jnp.where(
+                bk["found"],
+                bk["ta"] + _cross(bk["xa"], bk["C"], bk["xb"], L, s0) * bk["h"],
+                jnp.nan,
+            ),
+        )
+        for L, s0, bk in zip(levels, signs, out["brk"], strict=True)
+    )
+    return out
+
+
+def integrate_path(x0, g, eps, Tc, ts, *, rtol=RTOL, atol=ATOL, max_steps=MAX_STEPS):
+    r"""Integrate :func:`vector_field` for a batch of single-sector paths ``x(t)``.
+
+    ``x0, g, eps, Tc``: broadcastable float64 arrays (any ``x0 >= 0``, including
+    ``x0 > 1``; ``s(t) = ramp(t, Tc)``); ``ts``: increasing saved times from 0.
+    The same batch solver as :func:`transition` (one system, shared steps).
+    Returns ``(x, ok)``: ``x`` float64[..., n_time], ``ok`` False if the solve failed.
+    """
+    x0, g, eps, Tc = jnp.broadcast_arrays(*(jnp.asarray(a, jnp.float64) for a in (x0, g, eps, Tc)))
+    ts = jnp.asarray(ts, jnp.float64)
+    T = ts[-1]
+    kinks = jnp.sort(jnp.where((Tc > 0) & (Tc < T), Tc, T).ravel())
+    out = _integrate(
+        x0, dict(g=g, eps=eps, Tc=Tc), ts, kinks, save=True, quad=False,
+        rtol=rtol, atol=atol, max_steps=max_steps,
+    )  # fmt: skip
+    return out["buf"], out["ok"]
+
+
+# ----------------------------------------------------------------- the transition
+
+
+def transition(
+    r,
+    theta,
+    g,
+    eps,
+    rho,
+    Tc,
+    *,
+    T: float,
+    n_time: int,
+    save_paths: bool,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+    max_steps: int = MAX_STEPS,
+    per_point: bool = False,
+):
+    r"""Coordination experiment of MODEL.md section 5 for a WHOLE BATCH of points.
+
+    ``r, theta, g, eps``: float64[N, J]; ``rho, Tc``: float64[N]; ``T`` (years),
+    ``n_time`` (saved times ``np.linspace(0, T, n_time)``) and ``save_paths`` are
+    static. For every point and target ``k`` (axis 1): South starts in ``B1``
+    (``x_j(0) = a_hat_j``, baseline wage ``w_B = r_1 a_hat_1 / theta_1``), and at
+    ``t = 0`` all labour moves to ``k`` with cluster intensity ``s(t)`` =
+    :func:`ramp` (``Tc = 0``: ``s = 1`` at once); ``x_k`` follows
+    :func:`vector_field` with ``(g_k, eps_k)``, the other ``x_m = a_hat_m`` stay at
+    rest. With ``theta_kS(t) = 1 + s(t) (theta_k - 1)``:
+
+    .. math::
+
+        w_k(t) = r_k x_k(t) \theta_{kS}(t) / \theta_k,\qquad
+        \mathrm{jump}_k = w_k(0^+) / w_B,
+
+        \mathrm{pv\_gain}_k = \rho \int_0^\infty e^{-\rho t}\Bigl(\frac{w_k(t)}{w_B}
+            - 1\Bigr) dt
+          = \rho c_k \int_0^T e^{-\rho t} x_k \theta_{kS}\,dt
+            + e^{-\rho T} c_k x_k(T) \theta_{kS}(T) - 1,\quad
+          c_k = \frac{r_k}{\theta_k w_B}
+
+    (``w_k`` held at ``w_k(T)`` beyond ``T``; the integral by Gauss-Legendre on the
+    solver's dense output of every step). ``half_life_k``: first ``t`` with
+    ``1 - x_k(t) = (1 - a_hat_k) / 2``; ``t99_k``: first ``t`` with
+    ``x_k(t) >= 0.99`` (``x_k(inf) = 1``); both solved by Newton on the dense
+    output, so accurate to solver tolerance whatever ``n_time``; NaN if not reached
+    by ``T``. ``path_feasible_k``: ``Ck`` is an equilibrium at every saved time,
+    ``r_m a_hat_m / theta_m <= w_k(t)`` for all ``m != k``; with ``Tc > 0`` the
+    path starts at ``w_k(0) = r_k a_hat_k / theta_k`` (no cluster yet), so this
+    asks for ``Bk``-like dominance at ``t = 0``. ``breakeven_kappa = pv_gain / rho``
+    (Bastable: a policy costing ``kappa`` years of baseline income passes iff
+    ``kappa <= breakeven_kappa``).
+
+    Numerics: all ``N * J`` paths form ONE Tsit5 system with shared adaptive steps
+    (:func:`_integrate`: max-norm error control, steps clipped to every ``Tc`` of the
+    batch, where the ramp has its kink). A grid sweep puts few distinct ``Tc`` in a
+    chunk (~125 steps for ``T = 100``); ``Tc`` drawn at random per point costs one
+    step per distinct value (correct, but ~10x slower for a 2000-point chunk). No
+    exception ever: failures are ``status`` bits (:data:`STATUS`); invalid points
+    are replaced by harmless values before the solve so they cannot spoil the
+    shared steps. ``a_hat_1 = 0`` (``w_B = 0``): the ratios to ``w_B`` (``jump``,
+    ``pv_gain``, ``breakeven_kappa``) are NaN, bit 8. ``a_hat_k = 0``: ``x_k``
+    stays 0, ``w_k = 0``, bits 16 | 1 | 2.
+
+    Batch (in)dependence: by default (``per_point=False``, what sweeps use) the whole
+    batch is one system with shared steps, so a point's results move in the last
+    digits (~2e-9 relative, within tolerance) with the batch it is solved in: the
+    same chunking always gives the same cube bit for bit, another chunking agrees to
+    solver tolerance. ``per_point=True`` vmaps the solve over points, each point's
+    ``J`` targets sharing steps set by that point alone: bit-for-bit independent of
+    the batch, but ~90x slower here (the vmapped per-lane save loop selects over the
+    whole path buffer at every iteration; see benchmarks/bench_dynamic.py).
+
+    Returns a dict: ``jump, half_life, t99, pv_gain, breakeven_kappa``
+    float64[N, J]; ``path_feasible`` bool[N, J]; ``status`` int8[N, J]; and if
+    ``save_paths``: ``x_path, wage_path`` float64[N, J, n_time].
+    """
+    f64 = jnp.float64
+    r, theta, g, eps = (jnp.asarray(a, f64) for a in (r, theta, g, eps))
+    rho, Tc = jnp.asarray(rho, f64), jnp.asarray(Tc, f64)
+    N, J = r.shape
+    ts = jnp.asarray(np.linspace(0.0, float(T), int(n_time)))
+
+    finite = jnp.all(
+        jnp.isfinite(r) & jnp.isfinite(theta) & jnp.isfinite(g) & jnp.isfinite(eps), axis=1
+    )
+    valid = (
+        finite
+        & jnp.all((r > 0) & (theta > 0) & (g >= 0) & (eps >= 0), axis=1)
+        & jnp.isfinite(rho)
+        & (rho > 0)
+        & (Tc >= 0)
+    )
+    v2 = valid[:, None]
+    r = jnp.where(v2, r, 1.0)
+    theta = jnp.where(v2, theta, 2.0)
+    g = jnp.where(v2, g, 0.02)
+    eps = jnp.where(v2, eps, 0.1)
+    rho1 = jnp.where(valid, rho, 0.05)[:, None]  # [N, 1]: per point
+    Tc1 = jnp.where(valid, Tc, 0.0)[:, None]
+
+    ah = a_hat(g, eps)
+    w_B = ratio(barrier(r[:, :1] * ah[:, :1]), theta[:, :1])  # [N, 1]
+    base_ok = w_B > 0
+    c = ratio(r, barrier(theta * jnp.where(base_ok, w_B, 1.0)))  # r_k / (theta_k w_B)
+    args = dict(g=g, eps=eps, Tc=Tc1, rho=rho1, theta=theta, valid=v2)
+    T_ = ts[-1]
+    levels = (0.5 * (1.0 + ah), jnp.full_like(ah, 0.99))
+    opts = dict(save=save_paths, quad=True, rtol=rtol, atol=atol, max_steps=max_steps)
+    if per_point:
+
+        def one(x0, a, lv):  # one point: state [J], its own steps
+            kinks = jnp.where((a["Tc"] > 0) & (a["Tc"] < T_), a["Tc"], T_)
+            o = _integrate(x0, a, ts, kinks, lv, **opts)
+            return {k: o[k] for k in ("x", "buf", "zmin", "V", "cross", "ok")}
+
+        out = jax.vmap(one)(ah, args, levels)
+        out["ok"] = out["ok"][:, None]
+    else:
+        kinks = jnp.sort(jnp.where((Tc1 > 0) & (Tc1 < T_), Tc1, T_)[:, 0])
+        out = _integrate(ah, args, ts, kinks, levels, **opts)
+
+    z_T = out["x"] * theta_S(T_, Tc1, theta)
+    pv = rho1 * c * out["V"] + jnp.exp(-rho1 * T_) * c * z_T - 1.0
+    jump = c * (ah * theta_S(0.0, Tc1, theta))
+    half_life, t99 = out["cross"]
+    b = ratio(barrier(r * ah), theta)  # r_m a_hat_m / theta_m
+    other = ~jnp.eye(J, dtype=bool)
+    b_other = jnp.max(jnp.where(other[None, :, :], b[:, None, :], -jnp.inf), axis=2)
+    if save_paths:
+        x_path = out["buf"]  # [N, J, n_time], NaN where invalid or never reached
+        wage_path = wage_of(ts, x_path, r[..., None], theta[..., None], Tc1[..., None])
+        w_min = jnp.min(wage_path, axis=-1)
+    else:
+        w_min = r * out["zmin"] / theta  # the same numbers, tracked in the loop
+    feasible = b_other <= w_min
+
+    status = (
+        jnp.where(jnp.isnan(half_life), HALF_LIFE_NOT_REACHED, 0)
+        | jnp.where(jnp.isnan(t99), T99_NOT_REACHED, 0)
+        | jnp.where(out["ok"], 0, SOLVER_FAILED)
+        | jnp.where(base_ok, 0, NO_BASELINE)
+        | jnp.where(ah == 0, STUCK, 0)
+        | jnp.where(v2, 0, INVALID)
+    )
+    bad = ~(v2 & out["ok"])
+    no_ratio = bad | ~base_ok
+    nan = jnp.nan
+    res = {
+        "jump": jnp.where(no_ratio, nan, jump),
+        "half_life": jnp.where(bad, nan, half_life),
+        "t99": jnp.where(bad, nan, t99),
+        "pv_gain": jnp.where(no_ratio, nan, pv),
+        "breakeven_kappa": jnp.where(no_ratio, nan, pv / rho1),
+        "path_feasible": feasible & ~bad,
+        "status": status.astype(jnp.int8),
+    }
+    if save_paths:
+        res["x_path"], res["wage_path"] = x_path, wage_path
+    return res
