@@ -4,8 +4,9 @@ Run: ``.venv/bin/python benchmarks/bench_static.py [--sizes 1e6 1e7 1e8] [--work
 
 In one run it measures, for the J = 2 ``coordination`` model:
 
-1. baseline: whole-array numpy classifying N points in memory (existence of C1, C2,
-   B1, B2 and their wages; no ranks, claims or I/O) - median of repeats;
+1. baseline: whole-array numpy classifying N points in memory, computing the same
+   outputs as the kernel (existence, stability, wages, knife-edges, ranks, counts,
+   regime, best/worst, claims) but writing nothing - median of repeats;
 2. the jitted kernel alone on one block (all outputs: ranks, regime, claims ...);
 3. end to end for each size: config -> consolidated zarr cube on disk through
    ``pipeline.run`` in a fresh process, timing the whole run and the compile
@@ -50,16 +51,56 @@ def config_text(n: float, out: Path) -> str:
         """)
 
 
-def numpy_classify(r: np.ndarray, theta: np.ndarray):
-    """The J = 2 existence rules of MODEL.md sec. 4 as whole-array numpy."""
+def numpy_classify(r: np.ndarray, theta: np.ndarray) -> dict:
+    """MODEL.md sec. 4 as whole-array numpy, with the outputs the cube holds: exists,
+    stable, wage, knife_edge, rank, n_equilibria, n_stable, regime, best, worst and
+    the five claims (the same information as the JAX kernel's, for any J)."""
+    n, J = r.shape
     b = r / theta
-    exists = np.empty(r.shape[:1] + (4,), bool)
-    exists[:, 0] = b[:, 1] <= r[:, 0]  # C1: r_2/theta_2 <= w_C1 = r_1
-    exists[:, 1] = b[:, 0] <= r[:, 1]  # C2
-    exists[:, 2] = b[:, 1] <= b[:, 0]  # B1
-    exists[:, 3] = b[:, 0] <= b[:, 1]  # B2
-    wage = np.where(exists, np.concatenate([r, b], axis=1), np.nan)
-    return exists, wage
+    wC = r * (theta / theta)
+    other = ~np.eye(J, dtype=bool)
+
+    def near(a, c):
+        return np.abs(a / c - 1.0) <= 1e-12
+
+    bk = b[:, None, :]
+    C_ex = np.all(np.where(other, bk <= wC[:, :, None], True), axis=2)
+    C_st = np.all(np.where(other, bk < wC[:, :, None], True), axis=2)
+    B_ex = np.all(np.where(other, bk <= b[:, :, None], True), axis=2)
+    B_st = np.all(np.where(other, bk < b[:, :, None], True), axis=2)
+    knife = np.any(other & near(bk, wC[:, :, None]), axis=(1, 2)) | np.any(
+        other & near(bk, b[:, :, None]), axis=(1, 2)
+    )
+    exists = np.concatenate([C_ex, B_ex], axis=1)
+    stable = np.concatenate([C_ex & C_st, B_ex & B_st], axis=1)
+    wage = np.where(exists, np.concatenate([wC, b], axis=1), np.nan)
+    higher = exists[:, None, :] & (wage[:, None, :] > wage[:, :, None])
+    rank = np.where(exists, 1 + higher.sum(axis=2), 0).astype(np.int8)
+    bits = (1 << np.arange(2 * J, dtype=np.int32))[None, :]
+    regime = np.where(stable, bits, 0).sum(axis=1, dtype=np.int32)
+    best = np.argmax(np.where(exists, wage, -np.inf), axis=1).astype(np.int8)
+    worst = np.argmin(np.where(exists, wage, np.inf), axis=1).astype(np.int8)
+    # claims 1-5 where r and r/theta fall with j and the point is not knife-edge
+    ok = np.all(r[:, :-1] > r[:, 1:], axis=1) & np.all(b[:, :-1] > b[:, 1:], axis=1) & ~knife
+    c1 = B_ex[:, 0] & C_ex[:, 0] & ~np.any(B_ex[:, 1:], axis=1)
+    c2 = np.all(C_ex[:, 1:] == (r[:, :1] / r[:, 1:] <= theta[:, :1]), axis=1)
+    c3 = (wage[:, 0] == np.nanmax(wage, axis=1)) & (wage[:, J] == np.nanmin(wage, axis=1))
+    c4 = np.all(np.abs(wC / r - 1.0) <= 1e-12, axis=1)
+    c5 = np.all(C_ex | (wC < b[:, :1]), axis=1)
+    claims = np.where(ok[:, None], np.stack([c1, c2, c3, c4, c5], axis=1), -1).astype(np.int8)
+    return {
+        "exists": exists,
+        "stable": stable,
+        "wage": wage,
+        "rank": rank,
+        "n_equilibria": exists.sum(axis=1, dtype=np.int8),
+        "n_stable": stable.sum(axis=1, dtype=np.int8),
+        "regime": regime,
+        "best": best,
+        "worst": worst,
+        "knife_edge": knife,
+        "claims": claims,
+    }
 
 
 def bench_numpy(n: int, repeats: int = 3) -> float:
@@ -169,8 +210,11 @@ def main() -> None:
         f"# static sweep benchmark ({platform.node()}, {os.cpu_count()} cores, "
         f"python {platform.python_version()})"
     )
-    base = bench_numpy(10_000_000)
-    print(f"numpy whole-array classification (10^7 points, in memory): {base / 1e6:.2f} M pts/s")
+    base = bench_numpy(2_000_000)
+    print(
+        f"numpy whole-array classification, same outputs as the kernel, in memory "
+        f"(2x10^6 points): {base / 1e6:.2f} M pts/s"
+    )
     rows = []
     for n in args.sizes:
         res = bench_end_to_end(n, args.workers, tmp)

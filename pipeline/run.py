@@ -22,8 +22,10 @@ from .grid import Plan, bytes_per_point
 from .kernels import collect_block, launch_block
 from .store import STATE, StoreError, create, done_blocks, finalize, write_block, writer_lock
 
-#: rough single-core throughput used for time estimates (points/s after compilation)
-RATE = {"standard": 4e6, "coordination": 4e6, "modes": 2e6, "dynamic": 6e4}
+#: points/s per worker after compilation, measured end to end on a 2-core laptop
+#: (benchmarks/RESULTS.md: coordination J = 2, 10^8 points, ~2 M/s per worker; the
+#: dynamic model ~70 k points/s per worker with J = 2)
+RATE = {"standard": 2.5e6, "coordination": 2e6, "modes": 1.2e6, "dynamic": 7e4}
 COMPILE_S = {"standard": 1.0, "coordination": 1.0, "modes": 1.5, "dynamic": 8.0}
 
 
@@ -168,6 +170,8 @@ def _local_cluster(workers: int):
         "JAX_ENABLE_X64": "1",
         "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"),
         "OMP_NUM_THREADS": "1",
+        # one core per worker process: XLA's own thread pool would oversubscribe
+        "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
     }
     return LocalCluster(
         n_workers=workers,
