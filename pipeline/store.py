@@ -258,6 +258,16 @@ def template(spec: SweepSpec) -> xr.Dataset:
                 "flag_values": [-1, 0, 1],
                 "flag_meanings": "not_applicable_or_not_computed failed held",
             }
+        if name == "status":
+            from .models.dynamic import STATUS
+
+            masks = sorted(k for k in STATUS if k)
+            attrs |= {
+                "flag_masks": masks,
+                "flag_meanings": "half_life_not_reached t99_not_reached solver_failed "
+                "baseline_wage_zero a_hat_k_zero invalid_input",
+                "status_bits": json.dumps({str(m): STATUS[m] for m in masks}),
+            }
         if name == "rank":
             attrs |= {"comment": "-1: not computed"}
         data_vars[name] = xr.Variable(dims, arr, attrs=attrs)
