@@ -13,9 +13,11 @@ import pytest  # noqa: E402
 from matplotlib.collections import QuadMesh  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 
-from pipeline import figures, open_cube, parse_config, run  # noqa: E402
-from pipeline.models._common import regime_name  # noqa: E402
+from pipeline import figures  # noqa: E402
+from pipeline.models._common import regime_name
 from pipeline.models.standard import ppf  # noqa: E402
+
+from .cubes import DYNAMIC, build_cube  # noqa: E402
 
 COORD = """
 model: coordination
@@ -35,27 +37,10 @@ params:
   theta: {linspace: [1.05, 6.0, 30]}
 output: x.zarr
 """
-DYNAMIC = """
-model: dynamic
-sectors: 2
-params:
-  r_1: {logspace: [0.5, 4.0, 6]}
-  r_2: 1.0
-  theta_1: {linspace: [1.2, 3.0, 4]}
-  theta_2: 2.0
-  g: 0.02
-  eps: 0.05
-  T: 200
-  n_time: 41
-save_paths: true
-output: x.zarr
-"""
 
 
 def build(tmp_path_factory, text, name):
-    out = tmp_path_factory.mktemp(name) / f"{name}.zarr"
-    run(parse_config(text, output=out), workers=0)
-    return open_cube(out)
+    return build_cube(tmp_path_factory, text, name)[0]
 
 
 @pytest.fixture(scope="module")

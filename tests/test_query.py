@@ -15,6 +15,8 @@ from pipeline import open_cube, parse_config, run
 from pipeline.models._common import regime_name
 from pipeline.query import ExpressionError
 
+from .cubes import DYNAMIC, build_cube
+
 COORD = """
 model: coordination
 sectors: 2
@@ -54,31 +56,12 @@ params:
   theta_2: 2.0
 output: x.zarr
 """
-DYNAMIC = """
-model: dynamic
-sectors: 2
-params:
-  r_1: {logspace: [0.5, 4.0, 6]}
-  r_2: 1.0
-  theta_1: {linspace: [1.2, 3.0, 4]}
-  theta_2: 2.0
-  g: 0.02
-  eps: 0.05
-  T: 200
-  n_time: 41
-save_paths: true
-output: x.zarr
-"""
-
-
 PATHS: dict[str, object] = {}  # cube name -> store path
 
 
 def build(tmp_path_factory, text: str, name: str, **kw) -> xr.Dataset:
-    out = tmp_path_factory.mktemp(name) / f"{name}.zarr"
-    run(parse_config(text, output=out), workers=0, **kw)
-    PATHS[name] = out
-    return open_cube(out)
+    ds, PATHS[name] = build_cube(tmp_path_factory, text, name, **kw)
+    return ds
 
 
 @pytest.fixture(scope="module")
