@@ -13,6 +13,7 @@ Install with ``pip install -e ".[cluster]"``.
 from __future__ import annotations
 
 import os
+import re
 
 from .config import SweepSpec
 
@@ -28,13 +29,29 @@ def _setting(name: str, given):
     return DEFAULTS[name]
 
 
+def walltime_minutes(walltime: str) -> float:
+    """A SLURM ``--time`` value in minutes.
+
+    SLURM accepts ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M`` and ``D-H:M:S``.
+    """
+    text = str(walltime).strip()
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text)
+    if not m:
+        raise ValueError(
+            f"walltime {walltime!r} is not a SLURM time (M, M:S, H:M:S, D-H, D-H:M or D-H:M:S)"
+        )
+    days, a, b, c = m.groups()
+    a, b, c = int(a), int(b or 0), int(c or 0)
+    if days is not None:  # D-H[:M[:S]]
+        return int(days) * 1440 + a * 60 + b + c / 60
+    if m.group(4) is not None:  # H:M:S
+        return a * 60 + b + c / 60
+    return a + b / 60  # M or M:S
+
+
 def lifetime(walltime: str, margin_min: int = 5) -> str:
     """Worker lifetime: the job's wall time less a margin, as dask's duration string."""
-    parts = [int(x) for x in walltime.split(":")]
-    while len(parts) < 3:
-        parts.insert(0, 0)
-    minutes = parts[0] * 60 + parts[1] + parts[2] / 60
-    return f"{max(1, int(minutes - margin_min))}m"
+    return f"{max(1, int(walltime_minutes(walltime) - margin_min))}m"
 
 
 def slurm_cluster(

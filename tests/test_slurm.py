@@ -192,14 +192,17 @@ def test_lifetime(walltime, expect):
         pytest.param("90", "85m", id="minutes-only"),  # sbatch -t 90 is 90 minutes
         pytest.param("1-00:00:00", "1435m", id="days-hh:mm:ss"),
         pytest.param("2-12", "3595m", id="days-hours"),
+        pytest.param("0-01:30", "85m", id="days-hh:mm"),
     ],
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="lifetime() does not parse every SLURM --time format (bare minutes, days-...)",
 )
 def test_lifetime_other_slurm_formats(walltime, expect):
     assert lifetime(walltime) == expect
+
+
+@pytest.mark.parametrize("bad", ["", "1h", "01:00:00:00", "1-", "-5", "1:x"])
+def test_lifetime_rejects_what_slurm_would(bad):
+    with pytest.raises(ValueError, match="SLURM time"):
+        lifetime(bad)
 
 
 def test_lifetime_leaves_room_for_the_stagger():
@@ -415,3 +418,49 @@ def test_cli_run_cluster_slurm(tmp_path, slurm_partition):
     if ended is not None:
         assert {f.stem.rsplit("-", 1)[1] for f in errs} <= ended
     _assert_same_cube(ref.output, tmp_path / "cli.zarr")
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(600)
+def test_snakemake_slurm_profile_parts(tmp_path, slurm_partition):
+    """``snakemake --profile profiles/slurm`` with MARSHALL_PARTS=2: init, two parts and
+    finalize run as SLURM jobs; the cube is the single-process cube bit for bit."""
+    root = Path(__file__).resolve().parents[1]
+    bindir = Path(sys.executable).parent
+    if not (bindir / "snakemake").exists():
+        pytest.skip("snakemake not installed beside this Python")
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install -e '.[cluster]'")
+    name = f"s{uuid.uuid4().hex[:8]}"
+    wd = tmp_path / "wd"
+    (wd / "configs").mkdir(parents=True)
+    (wd / "configs" / f"{name}.yaml").write_text(
+        CFG.format(name=name, out=f"results/cubes/{name}.zarr")
+    )
+    ref = spec_for(tmp_path, name, "single.zarr")
+    run(ref, workers=0)
+    small = "mem_mb=1000 runtime=10 cpus_per_task=1"
+    cmd = [
+        str(bindir / "snakemake"),
+        "-s", str(root / "Snakefile"),
+        "-d", str(wd),
+        "--profile", str(root / "profiles" / "slurm"),
+        # a test cluster without accounting: squeue for status, no account
+        "--slurm-status-command", "squeue",
+        "--slurm-init-seconds-before-status-checks", "5",
+        "--slurm-no-account",
+        "--default-resources", f"slurm_partition={slurm_partition}", *small.split(),
+        "--set-resources", "cube_part:cpus_per_task=1", "cube_part:runtime=10",
+        "--jobs", "4",
+        f"results/cubes/{name}.done",
+    ]  # fmt: skip
+    env = _slurm_conf_env() | {
+        "PATH": f"{bindir}:{os.environ.get('PATH', '')}",
+        "MARSHALL_PARTS": "2",
+    }
+    r = subprocess.run(cmd, cwd=wd, env=env, capture_output=True, text=True, timeout=540)
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log[-4000:]
+    assert len(re.findall(r"submitted with SLURM jobid", log)) == 4, log[-4000:]
+    for rule in ("cube_init", "cube_part", "cube"):
+        assert f"rule {rule}:" in log
+    _assert_same_cube(ref.output, wd / "results" / "cubes" / f"{name}.zarr")
