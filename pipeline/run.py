@@ -24,8 +24,8 @@ from .store import STATE, StoreError, create, done_blocks, finalize, write_block
 
 #: points/s per worker after compilation, measured end to end on a 2-core laptop
 #: (benchmarks/RESULTS.md: coordination J = 2, 10^8 points, ~2 M/s per worker; the
-#: dynamic model ~70 k points/s per worker with J = 2)
-RATE = {"standard": 2.5e6, "coordination": 2e6, "modes": 1.2e6, "dynamic": 7e4}
+#: dynamic model ~50 k points/s per worker with J = 2, ~0.55x that saving paths)
+RATE = {"standard": 2.5e6, "coordination": 2e6, "modes": 1.2e6, "dynamic": 5e4}
 COMPILE_S = {"standard": 1.0, "coordination": 1.0, "modes": 1.5, "dynamic": 8.0}
 
 
@@ -69,7 +69,7 @@ def estimate(spec: SweepSpec, workers: int | None = None) -> Estimate:
     workers = workers or os.cpu_count() or 1
     n_time = int(spec.fixed.get("n_time", 401))
     nbytes = spec.n_points * bytes_per_point(spec.model, spec.J, spec.save_paths, n_time)
-    rate = RATE[spec.model] / (spec.J / 2) * (0.3 if spec.save_paths else 1.0)
+    rate = RATE[spec.model] / (spec.J / 2) * (0.55 if spec.save_paths else 1.0)
     secs = COMPILE_S[spec.model] + spec.n_points / (rate * max(1, min(workers, plan.n_blocks)))
     return Estimate(spec.n_points, plan.n_blocks, plan.block_points, nbytes, secs, workers)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 
@@ -315,7 +316,11 @@ def test_snakefile_has_figures_and_report_rules():
         capture_output=True,
         text=True,
         timeout=120,
-        env={"PATH": str(ROOT / ".venv" / "bin"), "HOME": str(ROOT), "PYTHONPATH": str(ROOT)},
+        env=dict(
+            os.environ,
+            PATH=f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            PYTHONPATH=str(ROOT),
+        ),
     )
     if res.returncode != 0 and "No module named" in res.stderr:  # pragma: no cover
         pytest.skip("snakemake cannot import pipeline here")

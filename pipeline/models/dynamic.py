@@ -27,12 +27,14 @@ Parameters (per sector ``j = 1..J`` unless said otherwise)
 * ``Tc >= 0`` (per point): coordination ramp, ``s(t) = min(1, t / Tc)``
   (``Tc = 0``: ``s = 1`` from ``t = 0``).
 
-Two kernels, both pure ``jax.numpy`` (nothing here jits or vmaps):
+Two kernels, both pure ``jax.numpy`` (nothing here jits; the one vmap is the
+per-point step-size controller inside the integrator):
 
 * :func:`steady_state` — one point: existence, wages, ranks and claims of the
   steady-state equilibria ``C1..CJ, B1..BJ``;
 * :func:`transition` — a whole batch: the coordination experiment of MODEL.md
-  section 5 for every target sector ``k``, solved as ONE adaptive Tsit5 system
+  section 5 for every target sector ``k``, solved by adaptive Tsit5, every point
+  with its own steps, all points in one vectorised loop
   (diffrax solver, PID step control, dense output) with the crossing times and the
   discounted gain computed to solver accuracy, independent of the saved grid.
 
@@ -102,7 +104,7 @@ STUCK = 16
 INVALID = 32
 
 #: Default tolerances of the batch solve (max-norm over the whole batch).
-RTOL, ATOL, MAX_STEPS = 1e-9, 1e-12, 4096
+RTOL, ATOL, MAX_STEPS = 3e-10, 1e-12, 4096
 
 _SOLVER = dfx.Tsit5()
 
@@ -273,6 +275,12 @@ def _tsit5_poly() -> np.ndarray:
 
 
 _B = _tsit5_poly()
+#: ``lanes`` mode: saved times handled at once per row and pass of the save loop, and
+#: the least number of steps per row (``dtmax = T / _MIN_STEPS``): up to
+#: ``64 * 8 = 512`` saved intervals take one or two passes per step.
+_SAVE_WINDOW, _MIN_STEPS = 8, 64
+#: ``transition`` pads smaller batches to this many points (see there).
+_MIN_ROWS = 8
 #: Paths within this distance of x = 1 at a step's start cross the kink unclipped.
 _KINK_TOL = 1e-8
 #: Gauss-Legendre nodes and weights on [0, 1] for the discounted integral (exact for
@@ -338,18 +346,28 @@ def _integrate(
     rtol: float,
     atol: float,
     max_steps: int,
+    lanes: bool = False,
 ):
-    r"""Adaptive Tsit5 solve of a whole batch of paths as ONE system (shared steps).
+    r"""Adaptive Tsit5 solve of a whole batch of paths in one loop.
 
     ``x0``: float64 array of any shape ``S``; ``args``: ``g, eps`` (shape ``S``),
     ``Tc`` (broadcastable) and, if ``quad``, ``rho`` (broadcastable) and ``theta``.
-    Error control by diffrax's ``PIDController`` in the max-norm over the batch;
-    steps clipped to ``kinks`` (``step_ts``: the ends ``Tc`` of the ramps, where the
-    vector field has a kink in ``t``) and to ``T = ts[-1]``; with ``quad`` also
-    ``dtmax = max(1 / max(rho), T / 512)`` (``rho h <= 1`` for the quadrature
-    wherever ``e^{-rho t}`` still matters). After each accepted step, on the
-    solver's dense output of that step (diffrax's Tsit5 interpolant in power form,
-    :func:`_dense_coeffs`):
+
+    Two ways to share the work (``lanes``):
+
+    * ``lanes=False``: the batch is ONE system with shared steps, error control by
+      diffrax's ``PIDController`` in the max-norm over the whole batch, steps clipped
+      to every ``kinks`` (``step_ts``) and to ``T = ts[-1]``;
+    * ``lanes=True`` (``S = (N, J)``): every row (a point: its ``J`` targets) is its
+      own system with its own time, step size and controller (``kinks`` of shape
+      ``[N, n_kinks]``), advanced together in one vectorised loop until the last
+      row reaches ``T``. A row's results are then those it would get solved alone,
+      bit for bit, whatever else is in the batch.
+
+    With ``quad`` also ``dtmax = max(1 / max(rho), T / 512)`` (``rho h <= 1`` for
+    the quadrature wherever ``e^{-rho t}`` still matters). After each accepted step,
+    on the solver's dense output of that step (diffrax's Tsit5 interpolant in power
+    form, :func:`_dense_coeffs`):
 
     * ``x`` at the ``ts`` inside it (as ``SaveAt(ts=...)``) into ``buf`` if ``save``
       (the buffer starts as NaN, so times a failed solve never reached stay NaN;
@@ -365,31 +383,79 @@ def _integrate(
     rise to 1 without crossing it, so this never fires there.
 
     The loop is diffrax's own (``diffeqsolve``'s accept/reject/clip-to-end logic
-    around ``dfx.Tsit5().step`` and ``PIDController.adapt_step_size``), written
-    out because ``diffeqsolve`` has no per-step hook: a terminating ``Event`` would
-    stop the whole batch at the first crossing, and ``SaveAt(steps=True)`` or
-    ``dense=True`` would store every step of every path (``max_steps x N x J``).
-    Here memory is ``O(N J)`` besides the saved paths.
+    around ``dfx.Tsit5().step`` and ``PIDController.adapt_step_size``; with ``lanes``
+    both vmapped over rows), written out because ``diffeqsolve`` has no per-step
+    hook: a terminating ``Event`` would stop the whole batch at the first crossing,
+    ``SaveAt(steps=True)`` or ``dense=True`` would store every step of every path
+    (``max_steps x N x J``), and a vmapped ``diffeqsolve`` selects over its whole
+    carry, saved paths included, at every step. Here memory is ``O(N J)`` besides
+    the saved paths, which are written by scatter, only where a time is due.
 
     Returns a dict: ``x`` (at ``T``), ``buf`` (``S + (n_time,)`` if ``save``),
-    ``zmin``, ``V``, ``cross`` (tuple of crossing times, NaN if not reached), ``ok``,
-    ``n_steps``, ``n_accepted``.
+    ``zmin``, ``V``, ``cross`` (tuple of crossing times, NaN if not reached), ``ok``
+    (scalar, or ``[N, 1]`` with ``lanes``), ``n_steps``, ``n_accepted``.
     """
     T = ts[-1]
     n_time = ts.shape[0]
     term = dfx.ODETerm(_rhs)
     solver = _SOLVER
-    dtmax = jnp.maximum(1.0 / jnp.max(args["rho"]), T / 512) if quad else None
-    controller = dfx.PIDController(
-        rtol=rtol, atol=atol, norm=optx.max_norm, dtmax=dtmax, step_ts=kinks
-    )
     err_order = solver.error_order(term)
-    t0 = jnp.asarray(0.0, jnp.float64)
-    t1, cstate = controller.init(term, t0, T, x0, None, args, solver.func, err_order)
-    t1 = jnp.minimum(t1, T)
-    # FSAL state f(t0, x0); f is continuous in t, so the kinks at Tc never invalidate
-    # it (step_ts, not jump_ts, and made_jump stays False)
-    sstate = solver.init(term, t0, t1, x0, args)
+    if lanes:
+        # no step longer than T / _MIN_STEPS: slow rows would otherwise take steps
+        # spanning tens of saved times, each a pass of the save loop for the whole
+        # batch; it costs no extra passes of the main loop while the fastest row
+        # needs more steps than that. Independent of n_time, so are the summaries.
+        dtmax = jnp.full(x0.shape[:1], T / _MIN_STEPS)
+        if quad:
+            dtmax = jnp.minimum(dtmax, jnp.maximum(1.0 / args["rho"][:, 0], T / 512))
+
+        def controller(kinks_l, dtmax_l):
+            return dfx.PIDController(
+                rtol=rtol, atol=atol, norm=optx.max_norm, dtmax=dtmax_l, step_ts=kinks_l
+            )
+
+        def init_l(x0_l, args_l, kinks_l, dtmax_l):
+            t1, cs = controller(kinks_l, dtmax_l).init(
+                term, 0.0, T, x0_l, None, args_l, solver.func, err_order
+            )
+            return jnp.minimum(t1, T), cs
+
+        def adapt_l(ta, tb, x_a, x_b, args_l, err, cs, kinks_l, dtmax_l):
+            keep, nt0, nt1, _, cs1, _ = controller(kinks_l, dtmax_l).adapt_step_size(
+                ta, tb, x_a, x_b, args_l, err, err_order, cs
+            )
+            return keep, nt0, nt1, cs1
+
+        # the Runge-Kutta step itself runs on the whole batch with per-row times
+        # [N, 1] (elementwise, as fast as a shared step); the controller per row
+        vadapt = jax.vmap(adapt_l)
+        vinit = jax.vmap(init_l)
+        t1, cstate = vinit(x0, args, kinks, dtmax)
+        # FSAL state (first_step, f0) with f0 = f(0, x0) evaluated here, not on the
+        # first step: the flag is one for the batch (diffrax re-evaluates stage 0 for
+        # every row when it is set), so every row must hold a valid f0 from the start
+        sstate = (jnp.asarray(False), _rhs(jnp.zeros_like(t1)[:, None], x0, args))
+        t0 = jnp.zeros_like(t1)
+        budget = max_steps + jnp.sum(kinks < T, axis=1)  # [N]
+
+        def col(v):  # a row's scalar against its [J] paths
+            return v[:, None]
+
+    else:
+        dtmax = jnp.maximum(1.0 / jnp.max(args["rho"]), T / 512) if quad else None
+        ctrl = dfx.PIDController(
+            rtol=rtol, atol=atol, norm=optx.max_norm, dtmax=dtmax, step_ts=kinks
+        )
+        t0 = jnp.asarray(0.0, jnp.float64)
+        t1, cstate = ctrl.init(term, t0, T, x0, None, args, solver.func, err_order)
+        t1 = jnp.minimum(t1, T)
+        # FSAL state f(t0, x0); f is continuous in t, so the kinks at Tc never
+        # invalidate it (step_ts, not jump_ts, and made_jump stays False)
+        sstate = solver.init(term, t0, t1, x0, args)
+        budget = max_steps + jnp.sum(kinks < T)  # each ramp end may cost one more step
+
+        def col(v):
+            return v
 
     def z_of(t, x):
         return x * theta_S(t, args["Tc"], args["theta"]) if "theta" in args else x
@@ -405,60 +471,103 @@ def _integrate(
     valid = args.get("valid", True)
     if save:
         buf = buf.at[..., 0].set(jnp.where(valid, x0, jnp.nan))
+    n0 = jnp.zeros_like(t0, dtype=int)
     carry = dict(
-        t0=t0, t1=t1, x=x0, sstate=sstate, cstate=cstate, i_save=jnp.asarray(1), buf=buf,
-        zmin=z_of(t0, x0), V=zero, brk=brackets, n_steps=jnp.asarray(0),
-        n_accepted=jnp.asarray(0), ok=jnp.asarray(True),
+        t0=t0, t1=t1, x=x0, sstate=sstate, cstate=cstate, i_save=n0 + 1, buf=buf,
+        zmin=z_of(0.0, x0), V=zero, brk=brackets, n_steps=n0, n_accepted=n0,
+        ok=jnp.ones_like(t0, dtype=bool),
     )  # fmt: skip
 
-    budget = max_steps + jnp.sum(kinks < T)  # each ramp end may cost one more step
-
-    def cond(c):
+    def active(c):
         return (c["t0"] < T) & (c["n_steps"] < budget) & c["ok"]
 
+    def cond(c):
+        return jnp.any(active(c))
+
+    if lanes:
+        rows = jnp.arange(x0.shape[0])[:, None]
+        cols = jnp.arange(x0.shape[1])[None, :]
+
     def body(c):
+        live = active(c)
         ta, tb, x_a = c["t0"], c["t1"], c["x"]
-        x_b, err, dense, sstate1, _ = solver.step(term, ta, tb, x_a, args, c["sstate"], False)
-        k = dense["k"]  # [7, *S]: stage increments h f_i
-        err = jnp.where(jnp.isnan(err), jnp.inf, err)
-        keep, nt0, nt1, _, cstate, _ = controller.adapt_step_size(
-            ta, tb, x_a, x_b, args, err, err_order, c["cstate"]
-        )
+        if lanes:
+            x_b, err, dense, sstate1, _ = solver.step(
+                term, ta[:, None], tb[:, None], x_a, args, c["sstate"], False
+            )
+            k = dense["k"]  # [7, N, J]
+            err = jnp.where(jnp.isnan(err), jnp.inf, err)
+            keep, nt0, nt1, cstate = vadapt(ta, tb, x_a, x_b, args, err, c["cstate"], kinks, dtmax)
+            keep = keep & live
+        else:
+            x_b, err, dense, sstate1, _ = solver.step(term, ta, tb, x_a, args, c["sstate"], False)
+            k = dense["k"]  # [7, *S]: stage increments h f_i
+            err = jnp.where(jnp.isnan(err), jnp.inf, err)
+            keep, nt0, nt1, _, cstate, _ = ctrl.adapt_step_size(
+                ta, tb, x_a, x_b, args, err, err_order, c["cstate"]
+            )
         h = tb - ta
+        ta_, tb_, h_, keep_ = col(ta), col(tb), col(h), col(keep)
         C = _dense_coeffs(k)  # this step's dense output: x(u) = x_a + sum_p C_p u^(p+1)
 
         # x = 1 is a kink of the vector field (C^1, f'' jumps): an accepted step in
         # which some path crosses it is retried up to the first crossing time on the
         # dense output, so that no step straddles it (never happens in transition())
         side = x_a - 1.0
-        kink = keep & (side * (x_b - 1.0) < 0) & (jnp.abs(side) > _KINK_TOL)
+        kink = keep_ & (side * (x_b - 1.0) < 0) & (jnp.abs(side) > _KINK_TOL)
 
         def first_kink(_):
             u = _cross(x_a, C, x_b, 1.0, jnp.sign(side))
-            return jnp.min(jnp.where(kink & (u > 1e-3), u, jnp.inf))
+            u = jnp.where(kink & (u > 1e-3), u, jnp.inf)
+            return jnp.min(u, axis=1) if lanes else jnp.min(u)
 
-        u_k = jax.lax.cond(jnp.any(kink), first_kink, lambda _: jnp.inf, None)
+        u_k = jax.lax.cond(jnp.any(kink), first_kink, lambda _: jnp.full_like(ta, jnp.inf), None)
         clip = u_k < 1.0
         keep = keep & ~clip
+        keep_ = col(keep)
         nt0 = jnp.where(clip, ta, nt0)
         nt1 = jnp.where(clip, ta + u_k * h, nt1)
         nt0 = jnp.minimum(nt0, T)
         nt1 = jnp.where(nt1 > T, jnp.where(keep, T, nt0 + 0.5 * (T - nt0)), nt1)
 
-        def save_cond(sc):
-            i = sc[0]
+        def due(i):
             return keep & (i < n_time) & (ts[jnp.minimum(i, n_time - 1)] <= tb)
+
+        def save_cond(sc):
+            return jnp.any(due(sc[0]))
 
         def save_body(sc):
             i, buf, zmin = sc
-            t = ts[i]
+            t = ts[jnp.minimum(i, n_time - 1)]
             x = _poly(x_a, C, (t - ta) / h)
             if save:
-                return i + 1, buf.at[..., i].set(jnp.where(valid, x, jnp.nan)), zmin
-            return i + 1, buf, jnp.minimum(zmin, z_of(t, x))
+                buf = buf.at[..., i].set(jnp.where(valid, x, jnp.nan))
+            else:
+                zmin = jnp.minimum(zmin, z_of(t, x))
+            return i + 1, buf, zmin
+
+        def save_window(sc):
+            # rows take steps of their own lengths, so up to _SAVE_WINDOW times per row
+            # at once ([N, J, W]); written by scatter where due, elsewhere dropped (out
+            # of bounds), never a select over the whole buffer
+            i, buf, zmin = sc
+            idx = i[:, None] + jnp.arange(_SAVE_WINDOW)  # [N, W]
+            t = ts[jnp.minimum(idx, n_time - 1)]
+            d = keep[:, None] & (idx < n_time) & (t <= tb[:, None])
+            u = ((t - ta[:, None]) / h[:, None])[:, None, :]  # [N, 1, W]
+            x = _poly(x_a[..., None], tuple(Cp[..., None] for Cp in C), u)  # [N, J, W]
+            if save:
+                at = jnp.where(d, idx, n_time)[:, None, :]
+                x = jnp.where(jnp.asarray(valid)[..., None], x, jnp.nan)
+                buf = buf.at[rows[..., None], cols[..., None], at].set(x, mode="drop")
+            else:
+                th = theta_S(t[:, None, :], args["Tc"][..., None], args["theta"][..., None])
+                z = jnp.where(d[:, None, :], x * th, jnp.inf)
+                zmin = jnp.minimum(zmin, jnp.min(z, axis=-1))
+            return i + jnp.sum(d, axis=1), buf, zmin
 
         i_save, buf, zmin = jax.lax.while_loop(
-            save_cond, save_body, (c["i_save"], c["buf"], c["zmin"])
+            save_cond, save_window if lanes else save_body, (c["i_save"], c["buf"], c["zmin"])
         )
 
         V = c["V"]
@@ -467,24 +576,24 @@ def _integrate(
             # kinks Tc are step ends): 5-point Gauss-Legendre through the moments
             # M_q = sum_n w_n u_n^q e^{-rho h u_n}, computed per point, not per target
             rho = args["rho"]
-            e = [barrier(jnp.exp(-rho * (ta + float(u) * h))) for u in _GL_U]
+            e = [barrier(jnp.exp(-rho * (ta_ + float(u) * h_))) for u in _GL_U]
             M = [sum(float(w * u**q) * en for u, w, en in zip(_GL_U, _GL_W, e, strict=True))
                  for q in range(6)]  # fmt: skip
             X = (x_a, *C)
-            th_a = theta_S(ta, args["Tc"], args["theta"])
-            th_b = theta_S(tb, args["Tc"], args["theta"])
+            th_a = theta_S(ta_, args["Tc"], args["theta"])
+            th_b = theta_S(tb_, args["Tc"], args["theta"])
             dV = th_a * sum(X[q] * M[q] for q in range(5)) + (th_b - th_a) * sum(
                 X[q] * M[q + 1] for q in range(5)
             )
-            V = jnp.where(keep, V + h * dV, V)
+            V = jnp.where(keep_, V + h_ * dV, V)
 
         hits = tuple(
-            keep & ~bk["found"] & ((x_b - L) * s0 <= 0)
+            keep_ & ~bk["found"] & ((x_b - L) * s0 <= 0)
             for L, s0, bk in zip(levels, signs, c["brk"], strict=True)
         )
 
         def record(brk):
-            new = dict(ta=ta, h=h, xa=x_a, xb=x_b, C=C)
+            new = dict(ta=ta_, h=h_, xa=x_a, xb=x_b, C=C)
             return tuple(
                 dict(found=bk["found"] | hit)
                 | {
@@ -499,16 +608,32 @@ def _integrate(
             any_hit = jnp.any(jnp.stack([jnp.any(hit) for hit in hits]))
             brk = jax.lax.cond(any_hit, record, lambda brk: brk, brk)
 
-        ok = c["ok"] & jnp.where(keep, jnp.all(jnp.isfinite(x_b)), True)
+        finite = jnp.all(jnp.isfinite(x_b), axis=1) if lanes else jnp.all(jnp.isfinite(x_b))
+        ok = c["ok"] & jnp.where(keep, finite, True)
+        if lanes:  # a finished row stands still
+            nt0 = jnp.where(live, nt0, ta)
+            nt1 = jnp.where(live, nt1, tb)
+            cstate = jax.tree.map(
+                lambda a, b: jnp.where(live.reshape(live.shape + (1,) * (jnp.ndim(a) - 1)), a, b),
+                cstate,
+                c["cstate"],
+            )
+
+        def pick(a, b):  # keep ? a : b, keep broadcast over the trailing axes of a
+            if lanes and jnp.ndim(a) == 0:  # the FSAL flag: False throughout
+                return a
+            return jnp.where(keep.reshape(keep.shape + (1,) * (jnp.ndim(a) - keep.ndim)), a, b)
+
         return dict(
-            t0=nt0, t1=nt1, x=jnp.where(keep, x_b, x_a),
-            sstate=jax.tree.map(lambda a, b: jnp.where(keep, a, b), sstate1, c["sstate"]),
+            t0=nt0, t1=nt1, x=pick(x_b, x_a),
+            sstate=jax.tree.map(pick, sstate1, c["sstate"]),
             cstate=cstate, i_save=i_save, buf=buf, zmin=zmin, V=V, brk=brk,
-            n_steps=c["n_steps"] + 1, n_accepted=c["n_accepted"] + keep.astype(int), ok=ok,
+            n_steps=c["n_steps"] + live, n_accepted=c["n_accepted"] + keep.astype(int),
+            ok=ok,
         )  # fmt: skip
 
     out = jax.lax.while_loop(cond, body, carry)
-    out["ok"] = out["ok"] & (out["t0"] >= T) & (out["i_save"] == n_time)
+    out["ok"] = col(out["ok"] & (out["t0"] >= T) & (out["i_save"] == n_time))
     out["cross"] = tuple(
         jnp.where(
             s0 == 0,
@@ -524,22 +649,30 @@ def _integrate(
     return out
 
 
-def integrate_path(x0, g, eps, Tc, ts, *, rtol=RTOL, atol=ATOL, max_steps=MAX_STEPS):
+def integrate_path(
+    x0, g, eps, Tc, ts, *, rtol=RTOL, atol=ATOL, max_steps=MAX_STEPS, per_point=True
+):
     r"""Integrate :func:`vector_field` for a batch of single-sector paths ``x(t)``.
 
     ``x0, g, eps, Tc``: broadcastable float64 arrays (any ``x0 >= 0``, including
     ``x0 > 1``; ``s(t) = ramp(t, Tc)``); ``ts``: increasing saved times from 0.
-    The same batch solver as :func:`transition` (one system, shared steps).
-    Returns ``(x, ok)``: ``x`` float64[..., n_time], ``ok`` False if the solve failed.
+    The solver of :func:`transition`: by default every path with its own steps
+    (``per_point=True``), else the whole batch as one system with shared steps.
+    Returns ``(x, ok)``: ``x`` float64[..., n_time], ``ok`` False if the solve failed
+    (per path, or one flag for the batch with ``per_point=False``).
     """
     x0, g, eps, Tc = jnp.broadcast_arrays(*(jnp.asarray(a, jnp.float64) for a in (x0, g, eps, Tc)))
     ts = jnp.asarray(ts, jnp.float64)
     T = ts[-1]
+    opts = dict(save=True, quad=False, rtol=rtol, atol=atol, max_steps=max_steps)
+    if per_point:  # one row per path
+        shape = x0.shape
+        x0, g, eps, Tc = (a.reshape(-1, 1) for a in (x0, g, eps, Tc))
+        kinks = jnp.where((Tc > 0) & (Tc < T), Tc, T)
+        out = _integrate(x0, dict(g=g, eps=eps, Tc=Tc), ts, kinks, lanes=True, **opts)
+        return out["buf"].reshape(*shape, -1), out["ok"].reshape(shape)
     kinks = jnp.sort(jnp.where((Tc > 0) & (Tc < T), Tc, T).ravel())
-    out = _integrate(
-        x0, dict(g=g, eps=eps, Tc=Tc), ts, kinks, save=True, quad=False,
-        rtol=rtol, atol=atol, max_steps=max_steps,
-    )  # fmt: skip
+    out = _integrate(x0, dict(g=g, eps=eps, Tc=Tc), ts, kinks, **opts)
     return out["buf"], out["ok"]
 
 
@@ -560,7 +693,7 @@ def transition(
     rtol: float = RTOL,
     atol: float = ATOL,
     max_steps: int = MAX_STEPS,
-    per_point: bool = False,
+    per_point: bool = True,
 ):
     r"""Coordination experiment of MODEL.md section 5 for a WHOLE BATCH of points.
 
@@ -596,25 +729,21 @@ def transition(
     (Bastable: a policy costing ``kappa`` years of baseline income passes iff
     ``kappa <= breakeven_kappa``).
 
-    Numerics: all ``N * J`` paths form ONE Tsit5 system with shared adaptive steps
-    (:func:`_integrate`: max-norm error control, steps clipped to every ``Tc`` of the
-    batch, where the ramp has its kink). A grid sweep puts few distinct ``Tc`` in a
-    chunk (~125 steps for ``T = 100``); ``Tc`` drawn at random per point costs one
-    step per distinct value (correct, but ~10x slower for a 2000-point chunk). No
-    exception ever: failures are ``status`` bits (:data:`STATUS`); invalid points
-    are replaced by harmless values before the solve so they cannot spoil the
-    shared steps. ``a_hat_1 = 0`` (``w_B = 0``): the ratios to ``w_B`` (``jump``,
-    ``pv_gain``, ``breakeven_kappa``) are NaN, bit 8. ``a_hat_k = 0``: ``x_k``
-    stays 0, ``w_k = 0``, bits 16 | 1 | 2.
-
-    Batch (in)dependence: by default (``per_point=False``, what sweeps use) the whole
-    batch is one system with shared steps, so a point's results move in the last
-    digits (~2e-9 relative, within tolerance) with the batch it is solved in: the
-    same chunking always gives the same cube bit for bit, another chunking agrees to
-    solver tolerance. ``per_point=True`` vmaps the solve over points, each point's
-    ``J`` targets sharing steps set by that point alone: bit-for-bit independent of
-    the batch, but ~90x slower here (the vmapped per-lane save loop selects over the
-    whole path buffer at every iteration; see benchmarks/bench_dynamic.py).
+    Numerics (:func:`_integrate`): adaptive Tsit5 with diffrax's PID controller,
+    steps clipped to ``Tc``, where the ramp has its kink. By default
+    (``per_point=True``, what sweeps use) every point is its own system (its ``J``
+    targets share its steps, error in the max-norm over them), all points advanced
+    together in one vectorised loop: a point's results are the same bit for bit
+    whatever batch or chunk it is solved in, so a sweep's cube does not depend on its
+    chunking. ``per_point=False`` solves the whole batch as ONE system with shared
+    steps (~1.3x faster, more accurate for all but the hardest path, but a point's
+    results then move in the last digits, ~1e-9 relative, with the batch around it;
+    steps are clipped to every distinct ``Tc`` of the batch, so ``Tc`` drawn at random
+    per point costs one step per value). No exception ever: failures are ``status``
+    bits (:data:`STATUS`); invalid points are replaced by harmless values before the
+    solve. ``a_hat_1 = 0`` (``w_B = 0``): the ratios to ``w_B`` (``jump``,
+    ``pv_gain``, ``breakeven_kappa``) are NaN, bit 8. ``a_hat_k = 0``: ``x_k`` stays
+    0, ``w_k = 0``, bits 16 | 1 | 2.
 
     Returns a dict: ``jump, half_life, t99, pv_gain, breakeven_kappa``
     float64[N, J]; ``path_feasible`` bool[N, J]; ``status`` int8[N, J]; and if
@@ -624,6 +753,16 @@ def transition(
     r, theta, g, eps = (jnp.asarray(a, f64) for a in (r, theta, g, eps))
     rho, Tc = jnp.asarray(rho, f64), jnp.asarray(Tc, f64)
     N, J = r.shape
+    if per_point and N < _MIN_ROWS:
+        # XLA compiles tiny arrays differently (the crossing times moved by an ulp for
+        # fewer than 4 rows on x86-64): pad with copies of the last row, so a point's
+        # results stay the same bit for bit in a batch of any size
+        pad = lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], _MIN_ROWS - N, axis=0)])  # noqa: E731
+        out = transition(
+            *(pad(a) for a in (r, theta, g, eps, rho, Tc)), T=T, n_time=n_time,
+            save_paths=save_paths, rtol=rtol, atol=atol, max_steps=max_steps,
+        )  # fmt: skip
+        return {k: v[:N] for k, v in out.items()}
     ts = jnp.asarray(np.linspace(0.0, float(T), int(n_time)))
 
     finite = jnp.all(
@@ -652,15 +791,9 @@ def transition(
     T_ = ts[-1]
     levels = (0.5 * (1.0 + ah), jnp.full_like(ah, 0.99))
     opts = dict(save=save_paths, quad=True, rtol=rtol, atol=atol, max_steps=max_steps)
-    if per_point:
-
-        def one(x0, a, lv):  # one point: state [J], its own steps
-            kinks = jnp.where((a["Tc"] > 0) & (a["Tc"] < T_), a["Tc"], T_)
-            o = _integrate(x0, a, ts, kinks, lv, **opts)
-            return {k: o[k] for k in ("x", "buf", "zmin", "V", "cross", "ok")}
-
-        out = jax.vmap(one)(ah, args, levels)
-        out["ok"] = out["ok"][:, None]
+    if per_point:  # every point its own steps, in one vectorised loop
+        kinks = jnp.where((Tc1 > 0) & (Tc1 < T_), Tc1, T_)  # [N, 1]
+        out = _integrate(ah, args, ts, kinks, levels, lanes=True, **opts)
     else:
         kinks = jnp.sort(jnp.where((Tc1 > 0) & (Tc1 < T_), Tc1, T_)[:, 0])
         out = _integrate(ah, args, ts, kinks, levels, **opts)
