@@ -74,11 +74,15 @@ def test_dynamic_cube_matches_closed_forms(tmp_path):
 @pytest.mark.parametrize("save_paths", [True, False])
 def test_per_point_steps_do_not_depend_on_the_batch(save_paths):
     """A point's every output is the same bit for bit alone, in a small batch or in a
-    large shuffled one with other ramps Tc, rates and discount rates around it."""
+    shuffled one with other ramps Tc, rates and discount rates around it."""
+    import jax
+
     from pipeline.models.dynamic import transition
 
+    statics = ("T", "n_time", "save_paths", "per_point")
+    transition = jax.jit(transition, static_argnames=statics)
     rng = np.random.default_rng(3)
-    n = 300
+    n = 96
     g = rng.uniform(0.0, 0.08, (n, 2))
     eps = rng.uniform(0.03, 0.4, (n, 2))
     r = np.exp(rng.uniform(-1.0, 1.0, (n, 2)))
