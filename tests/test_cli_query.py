@@ -19,36 +19,10 @@ from pipeline import open_cube, parse_config, run
 from pipeline.cli import app
 
 from .conftest import ROOT
+from .cubes import INCREASING, coordination, standard
 
-SMALL = """
-model: coordination
-sectors: 2
-params:
-  r_1: {logspace: [0.25, 8.0, 33]}
-  r_2: 1.0
-  theta_1: {linspace: [1.05, 6.0, 21]}
-  theta_2: [1.5, 2.0]
-output: x.zarr
-"""
-STANDARD = """
-model: standard
-params:
-  r_1: 1.0
-  r_2: {logspace: [0.25, 8.0, 25]}
-  theta: {linspace: [1.05, 6.0, 20]}
-output: x.zarr
-"""
-# r_j increasing in j: the claims' ordering assumptions hold nowhere
-INCREASING = """
-model: coordination
-sectors: 2
-params:
-  r_1: {linspace: [0.3, 0.9, 7]}
-  r_2: 1.0
-  theta_1: {linspace: [1.2, 3.0, 5]}
-  theta_2: 2.0
-output: x.zarr
-"""
+SMALL = coordination(33, 21)
+STANDARD = standard(25, 20)
 
 runner = CliRunner()
 

@@ -17,26 +17,10 @@ from pipeline import figures  # noqa: E402
 from pipeline.models._common import regime_name
 from pipeline.models.standard import ppf  # noqa: E402
 
-from .cubes import DYNAMIC, build_cube  # noqa: E402
+from .cubes import DYNAMIC, build_cube, coordination, standard  # noqa: E402
 
-COORD = """
-model: coordination
-sectors: 2
-params:
-  r_1: {logspace: [0.25, 8.0, 40]}
-  r_2: 1.0
-  theta_1: {linspace: [1.05, 6.0, 30]}
-  theta_2: [1.5, 2.0]
-output: x.zarr
-"""
-STANDARD = """
-model: standard
-params:
-  r_1: 1.0
-  r_2: {logspace: [0.25, 8.0, 40]}
-  theta: {linspace: [1.05, 6.0, 30]}
-output: x.zarr
-"""
+COORD = coordination(40, 30)
+STANDARD = standard(40, 30)
 
 
 def build(tmp_path_factory, text, name):

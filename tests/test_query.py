@@ -15,26 +15,10 @@ from pipeline import open_cube, parse_config, run
 from pipeline.models._common import regime_name
 from pipeline.query import ExpressionError
 
-from .cubes import DYNAMIC, build_cube
+from .cubes import DYNAMIC, INCREASING, build_cube, coordination, standard
 
-COORD = """
-model: coordination
-sectors: 2
-params:
-  r_1: {logspace: [0.25, 8.0, 65]}
-  r_2: 1.0
-  theta_1: {linspace: [1.05, 6.0, 50]}
-  theta_2: [1.5, 2.0]
-output: x.zarr
-"""
-STANDARD = """
-model: standard
-params:
-  r_1: 1.0
-  r_2: {logspace: [0.25, 8.0, 81]}
-  theta: {linspace: [1.05, 6.0, 60]}
-output: x.zarr
-"""
+COORD = coordination(65, 50)
+STANDARD = standard(81, 60)
 SCALE = """
 model: standard
 params:
@@ -43,17 +27,6 @@ params:
   alpha: 1.0
   Lbar: 2.0
   L_S: {linspace: [0.2, 3.0, 29]}
-output: x.zarr
-"""
-# r_j increasing in j: outside the paper's ordering assumptions (claims not applicable)
-INCREASING = """
-model: coordination
-sectors: 2
-params:
-  r_1: {linspace: [0.3, 0.9, 7]}
-  r_2: 1.0
-  theta_1: {linspace: [1.2, 3.0, 5]}
-  theta_2: 2.0
 output: x.zarr
 """
 PATHS: dict[str, object] = {}  # cube name -> store path

@@ -89,8 +89,8 @@ STATUS = {
     0: "ok",
     1: "half_life not reached by T (NaN)",
     2: "t99 not reached by T (NaN)",
-    4: "solver failure: the batch solve did not reach T (max_steps) or went non-finite; "
-    "summaries NaN, saved paths NaN from where the solve stopped (whole batch)",
+    4: "solver failure: the point's solve did not reach T (max_steps) or went non-finite; "
+    "summaries NaN, saved paths NaN from where the solve stopped",
     8: "a_hat_1 = 0, so the baseline wage w_B = 0: jump, pv_gain, breakeven_kappa NaN",
     16: "a_hat_k = 0: x_k(0) = 0 is a rest point, x_k stays 0 (half_life, t99 NaN)",
     32: "invalid input (non-finite, r or theta <= 0, g or eps < 0, rho <= 0, Tc < 0): "
@@ -103,7 +103,7 @@ NO_BASELINE = 8
 STUCK = 16
 INVALID = 32
 
-#: Default tolerances of the batch solve (max-norm over the whole batch).
+#: Default tolerances (max-norm over a point's J paths; over the batch with shared steps).
 RTOL, ATOL, MAX_STEPS = 3e-10, 1e-12, 4096
 
 _SOLVER = dfx.Tsit5()
