@@ -5,8 +5,10 @@ the logistic closed form is the reference for every path):
 
 * ``transition``: the jitted batch kernel (``save_paths=True``, ``n_time=401``:
   paths, wages, half-life, t99, discounted gain, feasibility), in chunks of
-  ``--chunk`` points as :mod:`pipeline.kernels` runs it; compile time separately,
-  then the median of ``--repeats`` runs;
+  ``--chunk`` points as :mod:`pipeline.kernels` runs it, one chunk per thread on
+  every core (as ``marshall run --workers 0`` computes blocks) and on one thread;
+  and without saved paths; compile time separately, then the median of
+  ``--repeats`` runs;
 * ``diffeqsolve, one system``: plain ``diffrax.diffeqsolve`` of the whole chunk as
   one system (Tsit5, same PID tolerances, ``SaveAt(ts=...)``), paths only: the
   black-box diffrax reference for the kernel's custom loop;
@@ -17,19 +19,30 @@ the logistic closed form is the reference for every path):
   computing the same outputs as the kernel (path on the grid, the discounted gain as
   a second state, half-life and t99 as events; the reference of the ``x scipy``
   column) and once the bare path only;
-* ``closed form (numpy)``: the logistic formula on the full time grid.
+* ``closed form (numpy)``: the logistic formula on the full time grid;
+* end to end (``--e2e-n`` points, 0 to skip): ``run(workers=0)`` of a dynamic sweep,
+  config to consolidated cube on disk, with and without saved paths, in a fresh
+  process, and the storage baseline of the same run (writing the cube's two path
+  arrays again from memory, same codec and chunks).
 
 A trajectory is one (point, target k) path on the ``n_time`` grid. Run::
 
-    .venv/bin/python benchmarks/bench_dynamic.py --n 20000
+    .venv/bin/python benchmarks/bench_dynamic.py --n 32768
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import diffrax as dfx  # noqa: E402
 import jax  # noqa: E402
@@ -80,9 +93,102 @@ def timed(fn, repeats: int):
     return first, statistics.median(runs)
 
 
+E2E_CONFIG = """\
+model: dynamic
+sectors: 2
+params:
+  r_1: 1.5
+  r_2: 1.0
+  theta_1: 1.5
+  theta_2: 3.0
+  g: {{linspace: [0.01, 0.10, {n_g}]}}
+  eps: {{linspace: [0.12, 0.30, {n_eps}]}}
+  rho: 0.05
+  T: {T}
+  n_time: {n_time}
+save_paths: {save}
+output: {out}
+"""
+
+E2E_RUNNER = """
+import json, sys, time
+from pipeline import load_config, run
+spec = load_config(sys.argv[1])
+times = []
+for _ in range(2):  # the first run compiles
+    t = time.perf_counter()
+    run(spec, workers=0, overwrite=True)
+    times.append(time.perf_counter() - t)
+print(json.dumps({"first_s": times[0], "run_s": times[1], "points": spec.n_points}))
+"""
+
+
+def end_to_end(n: int, T: float, n_time: int) -> list[str]:
+    """`marshall run --workers 0` of a dynamic sweep (config -> consolidated cube on
+    disk), with and without saved paths, in a fresh process; and, as the storage
+    baseline of the same run, writing the finished cube's two path arrays again into
+    a new zarr array (same codec and chunks) straight from memory."""
+    import json
+
+    import xarray as xr
+    import zarr
+
+    n_g = 100
+    n_eps = max(1, n // n_g)
+    tmp = Path(tempfile.mkdtemp(prefix="marshall-bench-dyn-"))
+    lines = [f"\nend to end, `run(workers=0)`, {n_g * n_eps:,} points x J=2, n_time={n_time}:"]
+    try:
+        for save in (True, False):
+            out = tmp / f"cube_{save}.zarr"
+            cfg = tmp / f"cfg_{save}.yaml"
+            cfg.write_text(
+                E2E_CONFIG.format(
+                    n_g=n_g, n_eps=n_eps, T=T, n_time=n_time, save=str(save).lower(), out=out
+                )
+            )
+            res = subprocess.run(
+                [sys.executable, "-c", E2E_RUNNER, str(cfg)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            r = json.loads(res.stdout.strip().splitlines()[-1])
+            traj = 2 * r["points"] / r["run_s"]
+            ds = xr.open_zarr(out)
+            nbytes = sum(ds[v].dtype.itemsize * ds[v].size for v in ds.data_vars)
+            disk = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+            line = (
+                f"  paths {'saved' if save else 'not saved'}: {r['run_s']:.2f} s "
+                f"(first run, compiling: {r['first_s']:.2f} s) = {traj:,.0f} traj/s; "
+                f"{nbytes / r['run_s'] / 1e6:,.0f} MB/s of output ({nbytes / 1e6:,.0f} MB, "
+                f"{disk / 1e6:,.0f} MB on disk)"
+            )
+            if save:
+                paths = {v: ds[v].values for v in ("x_path", "wage_path")}
+                enc = ds["x_path"].encoding
+                t = time.perf_counter()
+                for v, arr in paths.items():
+                    z = zarr.create_array(
+                        tmp / f"raw_{v}.zarr", shape=arr.shape, dtype=arr.dtype,
+                        chunks=enc["chunks"], compressors=enc["compressors"],
+                    )  # fmt: skip
+                    z[...] = arr
+                raw = time.perf_counter() - t
+                pbytes = sum(arr.nbytes for arr in paths.values())
+                line += (
+                    f"\n    storage baseline: writing its two path arrays ({pbytes / 1e6:,.0f} MB) "
+                    f"from memory takes {raw:.2f} s ({pbytes / raw / 1e6:,.0f} MB/s) = "
+                    f"{raw / r['run_s']:.0%} of the whole run"
+                )
+            lines.append(line)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=20000, help="grid points (x J=2 trajectories)")
+    ap.add_argument("--n", type=int, default=32768, help="grid points (x J=2 trajectories)")
     ap.add_argument("--chunk", type=int, default=4096, help="points per jitted call")
     ap.add_argument("--n-time", type=int, default=401)
     ap.add_argument("--T", type=float, default=100.0)
@@ -90,6 +196,9 @@ def main() -> None:
     ap.add_argument("--scipy-n", type=int, default=40, help="trajectories for solve_ivp")
     ap.add_argument("--vmap-n", type=int, default=1024, help="trajectories, vmapped diffrax")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--e2e-n", type=int, default=100_000, help="points of the end-to-end sweeps (0: skip)"
+    )
     a = ap.parse_args()
 
     T, n_time = a.T, a.n_time
@@ -108,32 +217,54 @@ def main() -> None:
     rows = []
 
     # -- the kernel ------------------------------------------------------------
-    statics = ("T", "n_time", "save_paths", "rtol", "atol", "max_steps", "per_point")
+    statics = ("T", "n_time", "save_paths", "rtol", "atol", "max_steps", "pad_paths")
     kernel = jax.jit(dyn.transition, static_argnames=statics)
     parts = list(chunks(list(data), a.chunk))
     results: list = []
 
-    def run_kernel(per_point: bool):
+    def one_chunk(part, save: bool = True):
+        m, arrs = part
+        # as the pipeline calls it: paths padded, cut by a numpy view (kernels._trim)
+        out = kernel(*arrs, T=T, n_time=n_time, save_paths=save, pad_paths=True)
+        return m, jax.block_until_ready(out)
+
+    def run_kernel(threads: int = 1, save: bool = True):
+        # threads > 1: chunks side by side, one per thread (as `marshall run --workers 0`
+        # computes blocks: the integration loop runs on one core per call)
         results.clear()
-        for m, arrs in parts:
-            out = kernel(*arrs, T=T, n_time=n_time, save_paths=True, per_point=per_point)
-            results.append((m, jax.block_until_ready(out)))
+        with ThreadPoolExecutor(threads) as pool:
+            results.extend(pool.map(lambda p: one_chunk(p, save), parts))
 
     hl_ref = np.log((1 + ah) / ah) / eps
     t99_ref = np.log(99 * (1 - ah) / ah) / eps
     ref = dyn.logistic(ts, ah[..., None], g[..., None], eps[..., None])
-    for per_point, name in ((True, "per-point steps: the pipeline's"), (False, "shared steps")):
-        first, med = timed(lambda pp=per_point: run_kernel(pp), a.repeats)
-        x_path = np.concatenate([np.asarray(o["x_path"])[:m] for m, o in results])
+    cores = os.cpu_count() or 1
+    t = time.perf_counter()
+    one_chunk(parts[0])  # trace + compile + one chunk
+    first = time.perf_counter() - t
+    t = time.perf_counter()
+    one_chunk(parts[0])
+    compile_s = first - (time.perf_counter() - t)
+    one_chunk(parts[0], save=False)  # compiled too, untimed
+    variants = [
+        (cores, True, f"transition, {cores} threads: the pipeline's (jit, all outputs)"),
+        (1, True, "transition, 1 thread (jit, all outputs)"),
+        (cores, False, f"transition, {cores} threads, paths not saved (summaries)"),
+    ]
+    for threads, save, name in variants:
+        _, med = timed(lambda th=threads, sv=save: run_kernel(th, sv), a.repeats)
         hl = np.concatenate([np.asarray(o["half_life"])[:m] for m, o in results])
         t99 = np.concatenate([np.asarray(o["t99"])[:m] for m, o in results])
-        e = np.max(np.abs(x_path / ref - 1.0))
-        rows.append((f"transition, {name} (jit, all outputs)", n_traj / med, med, e))
-        if per_point:
-            compile_s, err, rate_pp = first - med, e, n_traj / med
-            err_hl = np.nanmax(np.abs(hl / hl_ref - 1.0))
-            err_t99 = np.nanmax(np.abs(t99 / t99_ref - 1.0))
-    med = n_traj / rate_pp
+        e_hl = np.nanmax(np.abs(hl / hl_ref - 1.0))
+        e_t99 = np.nanmax(np.abs(t99 / t99_ref - 1.0))
+        if save:
+            x_path = np.concatenate([np.asarray(o["x_path"])[:m, ..., :n_time] for m, o in results])
+            e = np.max(np.abs(x_path / ref - 1.0))
+        else:
+            e = max(e_hl, e_t99)
+        rows.append((name, n_traj / med, med, e))
+        if save and threads == cores:
+            err, rate_pp, err_hl, err_t99 = e, n_traj / med, e_hl, e_t99
 
     # -- diffeqsolve, whole chunk as one system (paths only) ---------------------
     term = dfx.ODETerm(lambda t, x, args: dyn.vector_field(t, x, args))
@@ -238,6 +369,8 @@ def main() -> None:
     )
     rows.append(("logistic closed form (numpy)", n_traj / med_c, med_c, 0.0))
 
+    e2e = end_to_end(a.e2e_n, T, n_time) if a.e2e_n else []
+
     by_name = {name: rate for name, rate, _, _ in rows}
     # the solve_ivp loop computing the same outputs at matched accuracy
     scipy_rate = next(r for n, r in by_name.items() if n.startswith("solve_ivp loop, same"))
@@ -253,6 +386,8 @@ def main() -> None:
         f"transition vs closed form: x_path {err:.1e}, half_life {err_hl:.1e}, "
         f"t99 {err_t99:.1e} (max relative)"
     )
+    for line in e2e:
+        print(line)
     rate = rate_pp
     print(
         f"transition: {rate:,.0f} traj/s = {rate / scipy_rate:.0f}x the same-output "

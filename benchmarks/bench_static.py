@@ -147,20 +147,22 @@ from pipeline import load_config, run
 from pipeline.kernels import trace_count
 spec = load_config(sys.argv[1])
 t1 = time.perf_counter()
-res = run(spec, workers=int(sys.argv[2]))
+res = run(spec, workers=int(sys.argv[2]), threads=int(sys.argv[3]) or None)
 t2 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "run_s": t2 - t1, "points": spec.n_points,
                   "blocks": res["blocks"], "traces": trace_count(), "chunks": spec.chunks}))
 """
 
 
-def bench_end_to_end(n: float, workers: int, tmp: Path) -> dict:
+def bench_end_to_end(n: float, workers: int, tmp: Path, threads: int = 0) -> dict:
     out = tmp / f"cube_{int(n)}.zarr"
     shutil.rmtree(out, ignore_errors=True)
     cfg = tmp / f"cfg_{int(n)}.yaml"
     cfg.write_text(config_text(n, out))
     p = subprocess.Popen(
-        [sys.executable, "-c", RUNNER, str(cfg), str(workers)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", RUNNER, str(cfg), str(workers), str(threads)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     proc = psutil.Process(p.pid)
     peak = 0
@@ -200,6 +202,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", nargs="+", type=float, default=[1e6, 1e7, 1e8])
     ap.add_argument("--workers", type=int, default=0, help="0: in process; N: LocalCluster")
+    ap.add_argument(
+        "--threads", type=int, default=0, help="with --workers 0: blocks at once (0: one per core)"
+    )
     ap.add_argument("--tmp", default=None, help="where to write cubes (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the cubes")
     args = ap.parse_args()
@@ -217,7 +222,7 @@ def main() -> None:
     )
     rows = []
     for n in args.sizes:
-        res = bench_end_to_end(n, args.workers, tmp)
+        res = bench_end_to_end(n, args.workers, tmp, args.threads)
         rows.append(res)
     block_points = int(np.prod(rows[-1]["chunks"]))
     kern, compile_s = bench_kernel(block_points)

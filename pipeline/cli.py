@@ -101,6 +101,13 @@ def run(
         int | None,
         typer.Option(help="local dask worker processes (default: one per core; 0 = this process)"),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="with --workers 0: blocks computed at once (default: one per core for "
+            "the dynamic model, else 1)"
+        ),
+    ] = None,
     scheduler: Annotated[
         str | None, typer.Option(help="address of a running dask scheduler, e.g. tcp://host:8786")
     ] = None,
@@ -142,6 +149,7 @@ def run(
         res = run_sweep(
             spec,
             workers=workers,
+            threads=threads,
             scheduler=scheduler,
             overwrite=overwrite,
             progress=progress and not quiet,

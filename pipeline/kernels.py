@@ -180,6 +180,7 @@ def batch_kernel(
                     T=T,
                     n_time=n_time,
                     save_paths=save_paths,
+                    pad_paths=True,  # trimmed by a view, _trim
                 )
             )
             return out
@@ -190,14 +191,23 @@ def batch_kernel(
     return jax.jit(f)
 
 
+def _trim(out, n_time: int = 0, **_) -> dict[str, np.ndarray]:
+    """Outputs as numpy; saved paths cut to ``n_time`` times (a view: the kernel
+    returns them as its loop wrote them, see ``transition(pad_paths=True)``)."""
+    res = {k: np.asarray(v) for k, v in out.items()}
+    for k in ("x_path", "wage_path"):
+        if k in res:
+            res[k] = res[k][..., :n_time]
+    return res
+
+
 def run_kernel(
     model: str, J: int, inputs: dict[str, np.ndarray], **static
 ) -> dict[str, np.ndarray]:
     """Evaluate a model on flat inputs (any length; compiled per length)."""
     n = len(next(iter(inputs.values())))
     fn = batch_kernel(model, J, n, **static)
-    out = fn({k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()})
-    return {k: np.asarray(v) for k, v in out.items()}
+    return _trim(fn({k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}), **static)
 
 
 def _static(spec: SweepSpec) -> dict:
@@ -221,15 +231,16 @@ def launch_block(spec: SweepSpec, block: int, plan: Plan | None = None):
     shape = tuple(s.stop - s.start for s in region)
     params = block_params(spec, region, plan.block_points)
     inputs = resolve_inputs(spec.model, spec.J, params)
-    fn = batch_kernel(spec.model, spec.J, plan.block_points, **_static(spec))
-    return shape, fn({k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()})
+    static = _static(spec)
+    fn = batch_kernel(spec.model, spec.J, plan.block_points, **static)
+    return shape, static, fn({k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()})
 
 
 def collect_block(handle) -> dict[str, np.ndarray]:
     """Wait for a launched block; every output shaped ``region shape + extra dims``."""
-    shape, out = handle
+    shape, static, out = handle
     n = int(np.prod(shape, dtype=np.int64))
-    return {k: np.asarray(v)[:n].reshape(shape + v.shape[1:]) for k, v in out.items()}
+    return {k: v[:n].reshape(shape + v.shape[1:]) for k, v in _trim(out, **static).items()}
 
 
 def compute_block(spec: SweepSpec, block: int, plan: Plan | None = None) -> dict[str, np.ndarray]:

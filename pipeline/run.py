@@ -22,10 +22,10 @@ from .grid import Plan, bytes_per_point
 from .kernels import collect_block, launch_block
 from .store import STATE, StoreError, create, done_blocks, finalize, write_block, writer_lock
 
-#: points/s per worker after compilation, measured end to end on a 2-core laptop
-#: (benchmarks/RESULTS.md: coordination J = 2, 10^8 points, ~2 M/s per worker; the
-#: dynamic model ~50 k points/s per worker with J = 2, ~0.55x that saving paths)
-RATE = {"standard": 2.5e6, "coordination": 2e6, "modes": 1.2e6, "dynamic": 5e4}
+#: points/s per worker (core) after compilation, measured end to end on a 2-core
+#: laptop (benchmarks/RESULTS.md: coordination J = 2, 10^8 points, ~2 M/s per core;
+#: the dynamic model ~25 k points/s per core with J = 2, ~0.3x that saving paths)
+RATE = {"standard": 2.5e6, "coordination": 2e6, "modes": 1.2e6, "dynamic": 2.5e4}
 COMPILE_S = {"standard": 1.0, "coordination": 1.0, "modes": 1.5, "dynamic": 8.0}
 
 
@@ -69,7 +69,7 @@ def estimate(spec: SweepSpec, workers: int | None = None) -> Estimate:
     workers = workers or os.cpu_count() or 1
     n_time = int(spec.fixed.get("n_time", 401))
     nbytes = spec.n_points * bytes_per_point(spec.model, spec.J, spec.save_paths, n_time)
-    rate = RATE[spec.model] / (spec.J / 2) * (0.55 if spec.save_paths else 1.0)
+    rate = RATE[spec.model] / (spec.J / 2) * (0.3 if spec.save_paths else 1.0)
     secs = COMPILE_S[spec.model] + spec.n_points / (rate * max(1, min(workers, plan.n_blocks)))
     return Estimate(spec.n_points, plan.n_blocks, plan.block_points, nbytes, secs, workers)
 
@@ -100,28 +100,46 @@ def compute_and_write(spec: SweepSpec, blocks: int | list[int]) -> list[dict]:
     return list(pipelined(spec, [blocks] if isinstance(blocks, int) else blocks))
 
 
-def pipelined(spec: SweepSpec, blocks):
-    """Compute and write ``blocks`` in order, overlapping each write with the next
-    block's computation; yields each block's summary once its marker is written."""
+def pipelined(spec: SweepSpec, blocks, threads: int = 1):
+    """Compute and write ``blocks``, overlapping each write with the computation of
+    the next blocks; yields each block's summary (in block order) once its marker is
+    written.
+
+    ``threads`` blocks compute at once, each on its own thread (XLA releases the
+    GIL): the dynamic model's integration loop runs on one core per call, so this is
+    how one process uses every core. The first block computes alone, so that the
+    kernel is traced and compiled once. Results do not depend on ``threads``.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
     _jax.check_x64()
     plan = Plan.of(spec)
     log = Path(spec.output) / STATE / "computed.log"
-    pending = None
+    threads = max(1, threads)
+
+    def compute(b: int):
+        t0 = time.perf_counter()
+        res = collect_block(launch_block(spec, b, plan))
+        return res, t0
 
     def finish(item) -> dict:
-        b, handle, t0 = item
-        res = collect_block(handle)
+        b, fut = item
+        res, t0 = fut.result()
         return write_block(spec, b, res, plan, seconds=time.perf_counter() - t0)
 
-    for b in blocks:
-        with open(log, "a") as fh:  # one short O_APPEND line per block computation
-            fh.write(json.dumps({"block": b, "pid": os.getpid()}) + "\n")
-        item = (b, launch_block(spec, b, plan), time.perf_counter())
-        if pending is not None:
-            yield finish(pending)
-        pending = item
-    if pending is not None:
-        yield finish(pending)
+    pending: deque = deque()
+    with ThreadPoolExecutor(threads, thread_name_prefix="marshall-block") as pool:
+        for n, b in enumerate(blocks):
+            with open(log, "a") as fh:  # one short O_APPEND line per block computation
+                fh.write(json.dumps({"block": b, "pid": os.getpid()}) + "\n")
+            pending.append((b, pool.submit(compute, b)))
+            if n == 0 and threads > 1:
+                pending[0][1].result()  # compile once, before the others start
+            while len(pending) > threads:
+                yield finish(pending.popleft())
+        while pending:
+            yield finish(pending.popleft())
 
 
 def task_groups(todo: list[int], n_workers: int, plan: Plan) -> list[list[int]]:
@@ -218,10 +236,13 @@ def run(
     max_blocks: int | None = None,
     part: tuple[int, int] | None = None,
     finalize_cube: bool = True,
+    threads: int | None = None,
 ) -> dict:
     """Compute every block of ``spec`` not yet done and finalize the cube.
 
-    ``workers=0`` computes in this process; ``scheduler`` connects to a running dask
+    ``workers=0`` computes in this process, ``threads`` blocks at once (default: one
+    per core for the dynamic model, one for the others, whose kernels XLA already
+    spreads over the cores); ``scheduler`` connects to a running dask
     scheduler; ``cluster`` is any dask cluster object (e.g. a ``SLURMCluster``);
     otherwise a ``LocalCluster`` with ``workers`` processes (default: one per core).
     ``part=(i, n)`` computes only the i-th of n contiguous block ranges (one cluster
@@ -253,7 +274,10 @@ def run(
                 bar.update(task, advance=1, rate=f"{npts / max(dt, 1e-9):,.0f} pts/s")
 
             if in_process:
-                for summary in pipelined(spec, todo):
+                if threads is None:  # the dynamic loop runs on one core per block;
+                    # XLA already spreads a static block's kernel over the cores
+                    threads = (os.cpu_count() or 1) if spec.model == "dynamic" else 1
+                for summary in pipelined(spec, todo, threads):
                     tick(summary)
             else:
                 _run_dask(spec, todo, tick, n_workers, scheduler, cluster)

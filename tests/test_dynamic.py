@@ -126,6 +126,109 @@ def test_dense_output_is_diffraxs():
         )
 
 
+def test_tsit5_step_is_diffraxs():
+    """The written-out step equals ``dfx.Tsit5().step`` (solution, error estimate,
+    stage increments for the dense output, FSAL derivative) to rounding, rows on the
+    last axis with per-row times, ramps included."""
+    rng = np.random.default_rng(1)
+    n = 500
+    x = jnp.asarray(rng.uniform(0.1, 1.3, (2, n)))
+    eps = jnp.asarray(rng.uniform(0.05, 0.3, (2, n)))
+    args = dict(g=0.5 * eps, eps=eps, Tc=jnp.asarray(rng.choice([0.0, 3.0, np.inf], (1, n))))
+    ta = jnp.asarray(rng.uniform(0.0, 5.0, n))
+    h = jnp.asarray(rng.uniform(0.01, 2.0, n))
+    f0 = dyn._rhs(ta, x, args)
+    x1, err, k, f1 = jax.jit(dyn._tsit5_step)(ta, h, x, f0, args)
+    ref = dfx.Tsit5().step(dfx.ODETerm(dyn._rhs), ta, ta + h, x, args, (False, f0), False)
+    x1_d, err_d, dense, (_, f1_d), _ = ref
+    np.testing.assert_allclose(x1, x1_d, rtol=1e-15, atol=1e-16)
+    np.testing.assert_allclose(err, err_d, rtol=0, atol=1e-15)
+    # k = h f(stage): f cancels (g (s - 1) + eps (1 - x)), so to rounding of |x| h
+    np.testing.assert_allclose(jnp.stack(k), dense["k"], rtol=0, atol=1e-14)
+    np.testing.assert_allclose(f1, f1_d, rtol=0, atol=1e-14)
+
+
+def test_step_size_update_is_diffraxs():
+    """The per-row update equals diffrax's ``PIDController(step_ts=...)``, vmapped:
+    accept/reject and the next step's ends, at kinks and one ulp before them too."""
+    rng = np.random.default_rng(2)
+    n = 400
+    J = 2
+    rtol, atol, order = dyn.RTOL, dyn.ATOL, 5
+    ta = rng.uniform(0.0, 40.0, n)
+    h = rng.uniform(1e-3, 2.0, n)
+    tb = ta + h
+    kinks = np.where(rng.random(n) < 0.5, rng.uniform(0.0, 60.0, n), 100.0)
+    # edge cases: the step ends exactly at its kink, or one ulp before it
+    kinks[:40] = tb[:40]
+    kinks[40:80] = np.nextafter(tb[40:80], np.inf)
+    x_a = rng.uniform(0.1, 1.0, (J, n))
+    x_b = x_a + rng.normal(0.0, 1e-3, (J, n))
+    err = np.abs(rng.normal(0.0, 1.0, (J, n))) * 10.0 ** rng.uniform(-14, -8, (1, n))
+    dtmax = np.full(n, 100.0 / 64)
+    kinks2 = kinks[None, :]
+    keep, nt0, nt1 = dyn._adapt_rows(
+        ta, tb, x_a, x_b, err, kinks2, np.nextafter(kinks2, -np.inf), dtmax,
+        rtol=rtol, atol=atol, order=order,
+    )  # fmt: skip
+
+    def diffrax_one(ta, tb, xa, xb, e, kink, dtm):
+        import optimistix as optx
+
+        ctrl = dfx.PIDController(
+            rtol=rtol, atol=atol, norm=optx.max_norm, dtmax=dtm, step_ts=kink[None]
+        )
+        term = dfx.ODETerm(dyn._rhs)
+        args = dict(g=jnp.zeros(J), eps=jnp.ones(J), Tc=0.0)
+        _, state = ctrl.init(term, ta, 100.0, xa, None, args, dfx.Tsit5().func, order)
+        k, t0, t1, _, _, _ = ctrl.adapt_step_size(ta, tb, xa, xb, args, e, order, state)
+        return k, t0, t1
+
+    k_d, t0_d, t1_d = jax.vmap(diffrax_one, in_axes=(0, 0, 1, 1, 1, 0, 0))(
+        ta, tb, x_a, x_b, err, kinks, dtmax
+    )
+    assert 0.2 < np.mean(keep) < 0.8  # both branches exercised
+    np.testing.assert_array_equal(keep, k_d)
+    np.testing.assert_array_equal(nt0, t0_d)
+    # the factor is exp(log(.)/5) here, a power in diffrax: equal to rounding
+    np.testing.assert_allclose(nt1, t1_d, rtol=1e-14, atol=0)
+    t1_d, keep_d = np.asarray(t1_d), np.asarray(k_d)
+    assert np.any(t1_d[80:] == kinks[80:])  # a kink ahead clips the next step
+    # an accepted step ending at (or one ulp before) its kink steps past it
+    assert np.all(t1_d[:80][keep_d[:80]] != kinks[:80][keep_d[:80]])
+
+
+@pytest.mark.parametrize(("T_", "n"), [(100.0, 401), (200.0, 201), (37.3, 1001), (1.0, 2)])
+def test_uniform_grid_is_numpys(T_, n):
+    """Saved times on a uniform grid are computed, not gathered: exactly np.linspace."""
+    ts = np.linspace(0.0, T_, n)
+    step = dyn._uniform_step(ts)
+    assert step is not None
+    i = np.arange(n)
+    np.testing.assert_array_equal(np.where(i >= n - 1, ts[-1], i * step), ts)
+    assert dyn._uniform_step(np.geomspace(1.0, T_ + 1, n) - 1.0) is None or n == 2
+    assert dyn._uniform_step(jnp.asarray(ts)) is None  # not concrete numpy: gathered
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [np.linspace(0.0, T, 1001), np.geomspace(1.0, T + 1.0, 150) - 1.0, np.linspace(0.0, T, 3)],
+    ids=["dense-uniform", "non-uniform", "sparse"],
+)
+def test_saved_times_any_grid(ts):
+    """Saved paths on a dense uniform grid (a wider window per step), a non-uniform
+    grid (passes of the save loop) and a sparse one, against the logistic."""
+    rng = np.random.default_rng(5)
+    n = 40
+    eps = rng.uniform(0.05, 0.4, n)
+    g = rng.uniform(0.005, 0.3, n)
+    x0 = rng.uniform(0.01, 1.0, n)
+    x, ok = dyn.integrate_path(x0, g, eps, 0.0, ts)
+    assert np.all(ok)
+    ref = dyn.logistic(ts[None, :], x0[:, None], g[:, None], eps[:, None])
+    np.testing.assert_allclose(np.asarray(x), ref, rtol=1e-8, atol=0)
+
+
 # ------------------------------------------------------------------- the integrator
 
 

@@ -63,6 +63,8 @@ decreasing in ``j`` and the point is not knife-edge (else ``-1``, missing):
 
 from __future__ import annotations
 
+import functools
+
 import diffrax as dfx
 import jax
 import jax.numpy as jnp
@@ -103,7 +105,7 @@ NO_BASELINE = 8
 STUCK = 16
 INVALID = 32
 
-#: Default tolerances (max-norm over a point's J paths; over the batch with shared steps).
+#: Default tolerances (max-norm over a point's J paths) and step budget per point.
 RTOL, ATOL, MAX_STEPS = 3e-10, 1e-12, 4096
 
 _SOLVER = dfx.Tsit5()
@@ -275,9 +277,33 @@ def _tsit5_poly() -> np.ndarray:
 
 
 _B = _tsit5_poly()
-#: ``lanes`` mode: saved times handled at once per row and pass of the save loop, and
-#: the least number of steps per row (``dtmax = T / _MIN_STEPS``): up to
-#: ``64 * 8 = 512`` saved intervals take one or two passes per step.
+_TABLEAU = dfx.Tsit5.tableau
+
+
+def _tsit5_step(ta, h, x, f0, args):
+    """One Tsit5 step from ``(ta, x)`` of length ``h`` (diffrax's tableau, FSAL).
+
+    The stages written out, as a straight line of elementwise operations that XLA
+    fuses: diffrax's ``Tsit5.step`` runs its stages in a ``while_loop`` over a
+    stage buffer, which on CPU costs ~10x more than the vector field itself for
+    arrays of a few thousand paths. ``f0 = f(ta, x)``. Returns ``(x1, err, k, f1)``:
+    the solution, diffrax's error estimate, the seven stage increments ``k_i = h
+    f_i`` (for the dense output, :func:`_dense_coeffs`) and ``f1 = f(ta + h, x1)``.
+    """
+    tab = _TABLEAU
+    k = [h * f0]
+    y = x
+    for ci, ai in zip(tab.c, tab.a_lower, strict=True):
+        y = x + sum(float(a) * kj for a, kj in zip(ai, k, strict=True))
+        f = _rhs(ta + float(ci) * h, y, args)
+        k.append(h * f)
+    # first same as last: the last stage is at (ta + h, x1), so x1 = y and f1 = f
+    err = sum(float(e) * kj for e, kj in zip(tab.b_error, k, strict=True))
+    return y, err, tuple(k), f
+
+
+#: The least number of steps per point (``dtmax = T / _MIN_STEPS``), and the saved
+#: times written per point and pass of the save loop off a uniform grid.
 _SAVE_WINDOW, _MIN_STEPS = 8, 64
 #: ``transition`` pads smaller batches to this many points (see there).
 _MIN_ROWS = 8
@@ -294,11 +320,6 @@ def _kinks(Tc, T):
     return jnp.where((Tc > 0) & (Tc < T), Tc, T)
 
 
-def _where_rows(mask, a, b):
-    """``mask ? a : b`` with ``mask`` (shape ``[N]`` or scalar) over ``a``'s leading axes."""
-    return jnp.where(mask.reshape(mask.shape + (1,) * (jnp.ndim(a) - mask.ndim)), a, b)
-
-
 def _rhs(t, x, args):
     """:func:`vector_field` with ``args`` a dict (``g``, ``eps``, ``Tc``)."""
     return _rate(x, args["g"], args["eps"], ramp(t, args["Tc"]))
@@ -311,9 +332,19 @@ def _poly(x0, C, u):
 
 def _dense_coeffs(k):
     """Power-basis coefficients ``C_p = sum_i B[i, p] k_i`` of one step's dense
-    output ``x(u) = x0 + sum_p C_p u^(p+1)`` (one small matrix product)."""
-    C = jnp.tensordot(jnp.asarray(_B.T), k, axes=1)  # [4, *S]
-    return tuple(C[p] for p in range(4))
+    output ``x(u) = x0 + sum_p C_p u^(p+1)`` (``k``: the seven stage increments),
+    written out as sums so that they fuse with the step (a ``tensordot`` ran as a
+    separate matrix product, ~5x the cost)."""
+    return tuple(
+        sum(float(_B[i, p]) * k[i] for i in range(len(k)) if _B[i, p] != 0.0) for p in range(4)
+    )
+
+
+def _fold(op, a):
+    """``op``-reduce ``a`` over its first axis (a row's few paths), as elementwise
+    operations on the slices: XLA fuses them, a ``reduce`` over an axis of length 2
+    ran as a separate kernel costing as much as a Runge-Kutta stage."""
+    return functools.reduce(op, [a[j] for j in range(a.shape[0])])
 
 
 def _cross(x0, C, x1, level, sign0, n_iter=8):
@@ -344,6 +375,51 @@ def _cross(x0, C, x1, level, sign0, n_iter=8):
     return u
 
 
+def _uniform_step(ts):
+    """``step`` if ``ts`` is a concrete ``np.linspace(0, T, n)`` (element ``i`` is
+    ``i * step``, the last ``T``, exactly as numpy makes it), else None."""
+    if not isinstance(ts, np.ndarray) or ts.size < 2 or ts[0] != 0.0:
+        return None
+    step = (ts[-1] - ts[0]) / (ts.size - 1)
+    grid = np.arange(ts.size) * step
+    grid[-1] = ts[-1]
+    return float(step) if np.array_equal(grid, ts) else None
+
+
+def _adapt_rows(ta, tb, x_a, x_b, err, kinks, kinks_prev, dtmax, *, rtol, atol, order):
+    """diffrax's ``ClipStepSizeController(PIDController(...), step_ts)`` step-size
+    update, elementwise for rows on the last axis (``ta, tb, dtmax``: ``[N]``; paths
+    ``x_a, x_b, err``: ``[J, N]``; ``kinks``: ``[n_kinks, N]``).
+
+    The arithmetic of ``PIDController.adapt_step_size`` with its defaults (an
+    integral controller: ``pcoeff = dcoeff = 0``, ``icoeff = 1``, so no state;
+    ``safety 0.9``, ``factormin 0.2``, ``factormax 10``), the max-norm over a row's
+    paths, ``dtmax`` per row, then the step end clipped to the row's next kink
+    (``step_ts``) after ``t0`` bumped as ``_bump_next_t0`` does. A ``jax.vmap`` of
+    diffrax's controller would turn its index search (a while loop) into a batched
+    loop selecting over the whole state. Returns ``(keep, next_t0, next_t1)``.
+    """
+    bad = _fold(jnp.logical_or, jnp.isnan(x_b))
+    y = jnp.maximum(jnp.abs(x_a), jnp.abs(jnp.where(bad, x_a, x_b)))
+    scaled = _fold(jnp.maximum, jnp.abs(err / (atol + y * rtol)))
+    keep = scaled < 1
+    # (1 / scaled) ** (1 / order) as exp(-log(scaled) / order): XLA's CPU pow is a
+    # scalar libm call per row, exp and log are vectorised (the step size only)
+    factor = jnp.clip(
+        0.9 * jnp.exp(jnp.log(scaled) * (-1 / order)),
+        min=jnp.where(keep, 1, 0.2),
+        max=jnp.where(keep, 10.0, 0.9),
+    )
+    dt = jnp.minimum((tb - ta) * factor, dtmax)
+    nt0 = jnp.where(keep, tb, ta)
+    nt1 = nt0 + dt
+    # step_ts: clip to the next kink after t0, skipping one a single ulp after it
+    # (diffrax's _bump_next_t0: ``kinks_prev = nextafter(kinks, -inf)``, given)
+    ahead = (kinks > nt0) & (kinks_prev != nt0)
+    nxt = _fold(jnp.minimum, jnp.where(ahead, kinks, jnp.inf))
+    return keep, nt0, jnp.minimum(nxt, nt1)
+
+
 def _integrate(
     x0,
     args,
@@ -356,33 +432,29 @@ def _integrate(
     rtol: float,
     atol: float,
     max_steps: int,
-    lanes: bool = False,
+    trim: bool = True,
 ):
-    r"""Adaptive Tsit5 solve of a whole batch of paths in one loop.
+    r"""Adaptive Tsit5 solve of a batch of points, every point with its own steps.
 
-    ``x0``: float64 array of any shape ``S``; ``args``: ``g, eps`` (shape ``S``),
-    ``Tc`` (broadcastable) and, if ``quad``, ``rho`` (broadcastable) and ``theta``.
+    ``x0``: float64 ``[N, J]`` (a point's ``J`` paths share its steps, error in the
+    max-norm over them); ``args``: ``g, eps`` ``[N, J]``, ``Tc`` ``[N, 1]`` and, if
+    ``quad``, ``rho`` ``[N, 1]`` and ``theta`` ``[N, J]``; optional ``valid``
+    ``[N, 1]``; ``kinks`` ``[N, n_kinks]`` (times each point's steps must end at,
+    ``step_ts``); ``levels``: ``[N, J]`` arrays. Every point is its own system with
+    its own time, step size and controller, all advanced together in one vectorised
+    loop until the last one reaches ``T`` (a point that is done stands still). A
+    point's results are then those it would get solved alone, bit for bit, whatever
+    else is in the batch.
 
-    Two ways to share the work (``lanes``):
-
-    * ``lanes=False``: the batch is ONE system with shared steps, error control by
-      diffrax's ``PIDController`` in the max-norm over the whole batch, steps clipped
-      to every ``kinks`` (``step_ts``) and to ``T = ts[-1]``;
-    * ``lanes=True`` (``S = (N, J)``): every row (a point: its ``J`` targets) is its
-      own system with its own time, step size and controller (``kinks`` of shape
-      ``[N, n_kinks]``), advanced together in one vectorised loop until the last
-      row reaches ``T``. A row's results are then those it would get solved alone,
-      bit for bit, whatever else is in the batch.
-
-    With ``quad`` also ``dtmax = max(1 / max(rho), T / 512)`` (``rho h <= 1`` for
-    the quadrature wherever ``e^{-rho t}`` still matters). After each accepted step,
-    on the solver's dense output of that step (diffrax's Tsit5 interpolant in power
-    form, :func:`_dense_coeffs`):
+    ``dtmax = T / _MIN_STEPS``, with ``quad`` also at most ``max(1 / rho, T /
+    512)`` (``rho h <= 1`` for the quadrature wherever ``e^{-rho t}`` still
+    matters). After each accepted step, on the solver's dense output of that step
+    (diffrax's Tsit5 interpolant in power form, :func:`_dense_coeffs`):
 
     * ``x`` at the ``ts`` inside it (as ``SaveAt(ts=...)``) into ``buf`` if ``save``
-      (the buffer starts as NaN, so times a failed solve never reached stay NaN;
-      paths where ``args["valid"]`` is False are saved as NaN), else the running
-      minimum over them of ``z = x theta_S(t)`` (``zmin``);
+      (times a failed solve never reached stay NaN; paths where ``valid`` is False
+      are saved as NaN), else the running minimum over them of
+      ``z = x theta_S(t)`` (``zmin``);
     * if ``quad``: ``V += int_step e^{-rho t} z(t) dt`` by 5-point Gauss-Legendre;
     * per level in ``levels``, the step in which the path first crosses it; the
       crossing time is solved once, after the loop, on that step (:func:`_cross`).
@@ -392,194 +464,166 @@ def _integrate(
     no step straddles it; in :func:`transition` paths start at ``a_hat <= 1`` and
     rise to 1 without crossing it, so this never fires there.
 
-    The loop is diffrax's own (``diffeqsolve``'s accept/reject/clip-to-end logic
-    around ``dfx.Tsit5().step`` and ``PIDController.adapt_step_size``; with ``lanes``
-    the step runs on the whole batch with per-row times and the controller is
-    vmapped over rows), written out because ``diffeqsolve`` has no per-step
+    The loop is ``diffeqsolve``'s (accept/reject/clip-to-end) around diffrax's
+    Tsit5 (its tableau and dense output; the stages written out in
+    :func:`_tsit5_step`) and diffrax's PID controller (the first step from
+    ``PIDController.init``, then ``adapt_step_size``'s arithmetic per point in
+    :func:`_adapt_rows`). It is written out because ``diffeqsolve`` has no per-step
     hook: a terminating ``Event`` would stop the whole batch at the first crossing,
     ``SaveAt(steps=True)`` or ``dense=True`` would store every step of every path
     (``max_steps x N x J``), and a vmapped ``diffeqsolve`` selects over its whole
-    carry, saved paths included, at every step. Here memory is ``O(N J)`` besides
-    the saved paths, which are written by scatter, only where a time is due.
+    carry, saved paths included, at every step (~40x slower, benchmarks/RESULTS.md).
+    Here memory is ``O(N J)`` besides the saved paths, written as one window of
+    times per point and step.
 
-    Returns a dict: ``x`` (at ``T``), ``buf`` (``S + (n_time,)`` if ``save``),
-    ``zmin``, ``V``, ``cross`` (tuple of crossing times, NaN if not reached), ``ok``
-    (scalar, or ``[N, 1]`` with ``lanes``), ``n_steps``, ``n_accepted``.
+    Returns a dict: ``x`` (at ``T``), ``zmin``, ``V`` ``[N, J]``; ``buf``
+    ``[N, J, n_time]`` (if ``save``; with ``trim=False`` as the loop wrote it, with
+    a few NaN times at the end, which saves a copy); ``cross`` (tuple of ``[N, J]`` crossing times,
+    NaN if not reached); ``ok`` ``[N, 1]``; ``n_steps``, ``n_accepted`` ``[N]``.
     """
+    N = x0.shape[0]
+    args = {"valid": jnp.ones((N, 1), bool), **args}
+    # points on the LAST axis, [J, N]: XLA's CPU loops vectorise along the minor
+    # dimension, and with [N, J] that is J = 2 (the step ran ~3x slower)
+    out = _solve(
+        x0.T, {k: v.T for k, v in args.items()}, ts, kinks.T, tuple(L.T for L in levels),
+        save=save, quad=quad, rtol=rtol, atol=atol, max_steps=max_steps,
+    )  # fmt: skip
+    return dict(
+        out, x=out["x"].T, zmin=out["zmin"].T, V=out["V"].T, ok=out["ok"][:, None],
+        buf=out["buf"][..., : len(ts)] if trim else out["buf"], cross=tuple(c.T for c in out["cross"]),
+    )  # fmt: skip
+
+
+def _solve(x0, args, ts, kinks, levels, *, save, quad, rtol, atol, max_steps):
+    """:func:`_integrate`'s loop, points on the last axis: ``x0``, ``levels`` and
+    ``args`` ``[J or 1, N]``, ``kinks`` ``[n_kinks, N]``. Returns ``x, zmin, V,
+    cross`` ``[J, N]``, ``ok, n_steps, n_accepted`` ``[N]``, ``buf``
+    ``[N, J, n_time + W]``."""
+    J, N = x0.shape
     T = ts[-1]
     n_time = ts.shape[0]
+    step = _uniform_step(ts)
+    # saved times are written W per point and pass. On a uniform grid a step (at most
+    # dtmax = T / _MIN_STEPS long) holds at most (n_time - 1) / _MIN_STEPS + 1 of
+    # them, so one pass per step does; else passes of _SAVE_WINDOW until none is due
+    one_pass = step is not None
+    W = (n_time - 1) // _MIN_STEPS + 2 if one_pass else _SAVE_WINDOW
+
+    def t_at(i):  # saved time i (i <= n_time - 1): ts[i], by arithmetic on a uniform grid
+        if step is None:
+            return jnp.asarray(ts)[jnp.minimum(i, n_time - 1)]
+        return jnp.where(i >= n_time - 1, ts[-1], i * step)
+
     term = dfx.ODETerm(_rhs)
-    solver = _SOLVER
-    err_order = solver.error_order(term)
-    if lanes:
-        # no step longer than T / _MIN_STEPS: slow rows would otherwise take steps
-        # spanning tens of saved times, each a pass of the save loop for the whole
-        # batch; it costs no extra passes of the main loop while the fastest row
-        # needs more steps than that. Independent of n_time, so are the summaries.
-        dtmax = jnp.full(x0.shape[:1], T / _MIN_STEPS)
-        if quad:
-            dtmax = jnp.minimum(dtmax, jnp.maximum(1.0 / args["rho"][:, 0], T / 512))
+    err_order = _SOLVER.error_order(term)
+    # no step longer than T / _MIN_STEPS: slow points would otherwise take steps
+    # spanning tens of saved times; independent of n_time, so are the summaries
+    dtmax = jnp.full((N,), T / _MIN_STEPS)
+    if quad:
+        dtmax = jnp.minimum(dtmax, jnp.maximum(1.0 / args["rho"][0], T / 512))
 
-        def controller(kinks_l, dtmax_l):
-            return dfx.PIDController(
-                rtol=rtol, atol=atol, norm=optx.max_norm, dtmax=dtmax_l, step_ts=kinks_l
-            )
-
-        def init_l(x0_l, args_l, kinks_l, dtmax_l):
-            t1, cs = controller(kinks_l, dtmax_l).init(
-                term, 0.0, T, x0_l, None, args_l, solver.func, err_order
-            )
-            return jnp.minimum(t1, T), cs
-
-        def adapt_l(ta, tb, x_a, x_b, args_l, err, cs, kinks_l, dtmax_l):
-            keep, nt0, nt1, _, cs1, _ = controller(kinks_l, dtmax_l).adapt_step_size(
-                ta, tb, x_a, x_b, args_l, err, err_order, cs
-            )
-            return keep, nt0, nt1, cs1
-
-        # the Runge-Kutta step itself runs on the whole batch with per-row times
-        # [N, 1] (elementwise, as fast as a shared step); the controller per row
-        vadapt = jax.vmap(adapt_l)
-        vinit = jax.vmap(init_l)
-        t1, cstate = vinit(x0, args, kinks, dtmax)
-        # FSAL state (first_step, f0) with f0 = f(0, x0) evaluated here, not on the
-        # first step: the flag is one for the batch (diffrax re-evaluates stage 0 for
-        # every row when it is set), so every row must hold a valid f0 from the start
-        sstate = (jnp.asarray(False), _rhs(jnp.zeros_like(t1)[:, None], x0, args))
-        t0 = jnp.zeros_like(t1)
-        budget = max_steps + jnp.sum(kinks < T, axis=1)  # [N]
-
-        def col(v):  # a row's scalar against its [J] paths
-            return v[:, None]
-
-    else:
-        dtmax = jnp.maximum(1.0 / jnp.max(args["rho"]), T / 512) if quad else None
+    def first_step(x0_p, ode_p, kinks_p, dtmax_p):
         ctrl = dfx.PIDController(
-            rtol=rtol, atol=atol, norm=optx.max_norm, dtmax=dtmax, step_ts=kinks
+            rtol=rtol, atol=atol, norm=optx.max_norm, dtmax=dtmax_p, step_ts=kinks_p
         )
-        t0 = jnp.asarray(0.0, jnp.float64)
-        t1, cstate = ctrl.init(term, t0, T, x0, None, args, solver.func, err_order)
-        t1 = jnp.minimum(t1, T)
-        # FSAL state f(t0, x0); f is continuous in t, so the kinks at Tc never
-        # invalidate it (step_ts, not jump_ts, and made_jump stays False)
-        sstate = solver.init(term, t0, t1, x0, args)
-        budget = max_steps + jnp.sum(kinks < T)  # each ramp end may cost one more step
+        t1, _ = ctrl.init(term, 0.0, T, x0_p, None, ode_p, _SOLVER.func, err_order)
+        return jnp.minimum(t1, T)
 
-        def col(v):
-            return v
+    # diffrax's first step per point (once); in the loop diffrax's controller
+    # arithmetic, elementwise over points (_adapt_rows)
+    ode = {k: args[k] for k in ("g", "eps", "Tc")}
+    t1 = jax.vmap(first_step, in_axes=-1)(x0, ode, kinks, dtmax)
+    kinks_prev = jnp.nextafter(kinks, -jnp.inf)
+    budget = max_steps + jnp.sum(kinks < T, axis=0)  # each ramp end may cost a step
+    signs = tuple(jnp.sign(x0 - lv) for lv in levels)
+    valid = args["valid"]
 
     def z_of(t, x):
         return x * theta_S(t, args["Tc"], args["theta"]) if "theta" in args else x
 
-    signs = tuple(jnp.sign(x0 - L) for L in levels)
     zero = jnp.zeros_like(x0)
-    brackets = tuple(
-        dict(found=s == 0, ta=zero, h=zero, xa=x0, xb=x0, C=(zero,) * 4) for s in signs
-    )
-    # the saved paths in their final layout [*S, n_time]: a strided write per save
-    # costs less than a transpose of the whole buffer afterwards
-    buf = jnp.full((*x0.shape, n_time if save else 0), jnp.nan, x0.dtype)
-    valid = args.get("valid", True)
+    n0 = jnp.zeros((N,), int)
+    # the saved paths in the output layout [N, J, n_time + W] (W spare times at the
+    # end for the last windows): a strided write per step costs less than a
+    # transpose of the whole buffer afterwards
+    buf = jnp.full((N, J, (n_time + W) if save else 0), jnp.nan, x0.dtype)
     if save:
-        buf = buf.at[..., 0].set(jnp.where(valid, x0, jnp.nan))
-    n0 = jnp.zeros_like(t0, dtype=int)
+        buf = buf.at[..., 0].set(jnp.where(valid, x0, jnp.nan).T)
+    t0 = jnp.zeros((N,), x0.dtype)
     carry = dict(
-        t0=t0, t1=t1, x=x0, sstate=sstate, cstate=cstate, i_save=n0 + 1, buf=buf,
-        zmin=z_of(0.0, x0), V=zero, brk=brackets, n_steps=n0, n_accepted=n0,
-        ok=jnp.ones_like(t0, dtype=bool),
+        t0=t0, t1=t1, x=x0, f0=_rhs(t0, x0, args), i_save=n0 + 1, buf=buf,
+        zmin=z_of(0.0, x0), V=zero, n_steps=n0, n_accepted=n0, ok=jnp.ones((N,), bool),
+        brk=tuple(
+            dict(found=s == 0, ta=zero, h=zero, xa=x0, xb=x0, C=(zero,) * 4) for s in signs
+        ),
     )  # fmt: skip
 
     def active(c):
         return (c["t0"] < T) & (c["n_steps"] < budget) & c["ok"]
 
-    def cond(c):
-        return jnp.any(active(c))
-
-    if lanes:
-        rows = jnp.arange(x0.shape[0])[:, None]
-        cols = jnp.arange(x0.shape[1])[None, :]
-
     def body(c):
         live = active(c)
         ta, tb, x_a = c["t0"], c["t1"], c["x"]
-        if lanes:
-            x_b, err, dense, sstate1, _ = solver.step(
-                term, ta[:, None], tb[:, None], x_a, args, c["sstate"], False
-            )
-            k = dense["k"]  # [7, N, J]
-            err = jnp.where(jnp.isnan(err), jnp.inf, err)
-            keep, nt0, nt1, cstate = vadapt(ta, tb, x_a, x_b, args, err, c["cstate"], kinks, dtmax)
-            keep = keep & live
-        else:
-            x_b, err, dense, sstate1, _ = solver.step(term, ta, tb, x_a, args, c["sstate"], False)
-            k = dense["k"]  # [7, *S]: stage increments h f_i
-            err = jnp.where(jnp.isnan(err), jnp.inf, err)
-            keep, nt0, nt1, _, cstate, _ = ctrl.adapt_step_size(
-                ta, tb, x_a, x_b, args, err, err_order, c["cstate"]
-            )
         h = tb - ta
-        ta_, tb_, h_, keep_ = col(ta), col(tb), col(h), col(keep)
+        x_b, err, k, f1 = _tsit5_step(ta, h, x_a, c["f0"], args)
+        err = jnp.where(jnp.isnan(err), jnp.inf, err)
+        keep, nt0, nt1 = _adapt_rows(
+            ta, tb, x_a, x_b, err, kinks, kinks_prev, dtmax,
+            rtol=rtol, atol=atol, order=err_order,
+        )  # fmt: skip
+        keep = keep & live
         C = _dense_coeffs(k)  # this step's dense output: x(u) = x_a + sum_p C_p u^(p+1)
 
         # x = 1 is a kink of the vector field (C^1, f'' jumps): an accepted step in
         # which some path crosses it is retried up to the first crossing time on the
         # dense output, so that no step straddles it (never happens in transition())
         side = x_a - 1.0
-        kink = keep_ & (side * (x_b - 1.0) < 0) & (jnp.abs(side) > _KINK_TOL)
+        kink = keep & (side * (x_b - 1.0) < 0) & (jnp.abs(side) > _KINK_TOL)
 
         def first_kink(_):
             u = _cross(x_a, C, x_b, 1.0, jnp.sign(side))
-            u = jnp.where(kink & (u > 1e-3), u, jnp.inf)
-            return jnp.min(u, axis=1) if lanes else jnp.min(u)
+            return _fold(jnp.minimum, jnp.where(kink & (u > 1e-3), u, jnp.inf))
 
         u_k = jax.lax.cond(jnp.any(kink), first_kink, lambda _: jnp.full_like(ta, jnp.inf), None)
         clip = u_k < 1.0
         keep = keep & ~clip
-        keep_ = col(keep)
         nt0 = jnp.where(clip, ta, nt0)
         nt1 = jnp.where(clip, ta + u_k * h, nt1)
         nt0 = jnp.minimum(nt0, T)
         nt1 = jnp.where(nt1 > T, jnp.where(keep, T, nt0 + 0.5 * (T - nt0)), nt1)
 
         def due(i):
-            return keep & (i < n_time) & (ts[jnp.minimum(i, n_time - 1)] <= tb)
-
-        def save_cond(sc):
-            return jnp.any(due(sc[0]))
-
-        def save_body(sc):
-            i, buf, zmin = sc
-            t = ts[jnp.minimum(i, n_time - 1)]
-            x = _poly(x_a, C, (t - ta) / h)
-            if save:
-                buf = buf.at[..., i].set(jnp.where(valid, x, jnp.nan))
-            else:
-                zmin = jnp.minimum(zmin, z_of(t, x))
-            return i + 1, buf, zmin
+            return keep & (i < n_time) & (t_at(i) <= tb)
 
         def save_window(sc):
-            # rows take steps of their own lengths, so up to _SAVE_WINDOW times per row
-            # at once ([N, J, W]); written by scatter where due, elsewhere dropped (out
-            # of bounds), never a select over the whole buffer
+            # the next W saved times of every point at once ([J, W, N]), written as
+            # one window per point at its i_save (NaN where not yet due: a later
+            # window starts at or before the first of those and overwrites them),
+            # never a select over the whole buffer
             i, buf, zmin = sc
-            idx = i[:, None] + jnp.arange(_SAVE_WINDOW)  # [N, W]
-            t = ts[jnp.minimum(idx, n_time - 1)]
-            d = keep[:, None] & (idx < n_time) & (t <= tb[:, None])
-            u = ((t - ta[:, None]) / h[:, None])[:, None, :]  # [N, 1, W]
-            x = _poly(x_a[..., None], tuple(Cp[..., None] for Cp in C), u)  # [N, J, W]
+            idx = i + jnp.arange(W)[:, None]  # [W, N]
+            t = t_at(idx)
+            d = keep & (idx < n_time) & (t <= tb)
+            x = _poly(x_a[:, None], tuple(Cp[:, None] for Cp in C), (t - ta) / h)  # [J, W, N]
             if save:
-                at = jnp.where(d, idx, n_time)[:, None, :]
-                x = jnp.where(jnp.asarray(valid)[..., None], x, jnp.nan)
-                buf = buf.at[rows[..., None], cols[..., None], at].set(x, mode="drop")
+                x = jnp.where(d & valid[:, None], x, jnp.nan)
+                buf = jax.vmap(jax.lax.dynamic_update_slice)(
+                    buf, jnp.moveaxis(x, -1, 0), jnp.stack([jnp.zeros_like(i), i], axis=1)
+                )
             else:
-                th = theta_S(t[:, None, :], args["Tc"][..., None], args["theta"][..., None])
-                z = jnp.where(d[:, None, :], x * th, jnp.inf)
-                zmin = jnp.minimum(zmin, jnp.min(z, axis=-1))
-            return i + jnp.sum(d, axis=1), buf, zmin
+                th = theta_S(t, args["Tc"], args["theta"][:, None])
+                z = jnp.where(d, x * th, jnp.inf)
+                zmin = jnp.minimum(zmin, _fold(jnp.minimum, jnp.moveaxis(z, 1, 0)))
+            return i + _fold(jnp.add, d.astype(i.dtype)), buf, zmin
 
-        i_save, buf, zmin = jax.lax.while_loop(
-            save_cond, save_window if lanes else save_body, (c["i_save"], c["buf"], c["zmin"])
-        )
+        sc = (c["i_save"], c["buf"], c["zmin"])
+        if one_pass:
+            i_save, buf, zmin = save_window(sc)
+            lag = due(i_save)  # cannot happen (see W); a failed solve if it did
+        else:
+            i_save, buf, zmin = jax.lax.while_loop(lambda s: jnp.any(due(s[0])), save_window, sc)
+            lag = jnp.zeros((), bool)
 
         V = c["V"]
         if quad:
@@ -587,100 +631,83 @@ def _integrate(
             # kinks Tc are step ends): 5-point Gauss-Legendre through the moments
             # M_q = sum_n w_n u_n^q e^{-rho h u_n}, computed per point, not per target
             rho = args["rho"]
-            e = [barrier(jnp.exp(-rho * (ta_ + float(u) * h_))) for u in _GL_U]
+            e = [barrier(jnp.exp(-rho * (ta + float(u) * h))) for u in _GL_U]
             M = [sum(float(w * u**q) * en for u, w, en in zip(_GL_U, _GL_W, e, strict=True))
                  for q in range(6)]  # fmt: skip
             X = (x_a, *C)
-            th_a = theta_S(ta_, args["Tc"], args["theta"])
-            th_b = theta_S(tb_, args["Tc"], args["theta"])
+            th_a = theta_S(ta, args["Tc"], args["theta"])
+            th_b = theta_S(tb, args["Tc"], args["theta"])
             dV = th_a * sum(X[q] * M[q] for q in range(5)) + (th_b - th_a) * sum(
                 X[q] * M[q + 1] for q in range(5)
             )
-            V = jnp.where(keep_, V + h_ * dV, V)
+            V = jnp.where(keep, V + h * dV, V)
 
-        hits = tuple(
-            keep_ & ~bk["found"] & ((x_b - L) * s0 <= 0)
-            for L, s0, bk in zip(levels, signs, c["brk"], strict=True)
-        )
-
-        def record(brk):
-            new = dict(ta=ta_, h=h_, xa=x_a, xb=x_b, C=C)
-            return tuple(
+        # per level, the step in which a path first crosses it (its ends and dense
+        # output, for the crossing time after the loop)
+        new = dict(ta=ta, h=h, xa=x_a, xb=x_b, C=C)
+        brk = []
+        for lv, s0, bk in zip(levels, signs, c["brk"], strict=True):
+            hit = keep & ~bk["found"] & ((x_b - lv) * s0 <= 0)
+            brk.append(
                 dict(found=bk["found"] | hit)
                 | {
                     key: jax.tree.map(lambda a, b, hit=hit: jnp.where(hit, a, b), new[key], bk[key])
                     for key in new
                 }
-                for hit, bk in zip(hits, brk, strict=True)
             )
 
-        brk = c["brk"]
-        if hits:
-            any_hit = jnp.any(jnp.stack([jnp.any(hit) for hit in hits]))
-            brk = jax.lax.cond(any_hit, record, lambda brk: brk, brk)
-
-        finite = jnp.all(jnp.isfinite(x_b), axis=1) if lanes else jnp.all(jnp.isfinite(x_b))
-        ok = c["ok"] & jnp.where(keep, finite, True)
-        if lanes:  # a finished row stands still
-            nt0 = jnp.where(live, nt0, ta)
-            nt1 = jnp.where(live, nt1, tb)
-            cstate = jax.tree.map(lambda a, b: _where_rows(live, a, b), cstate, c["cstate"])
-
-        def pick(a, b):  # keep ? a : b
-            if lanes and jnp.ndim(a) == 0:  # the FSAL flag: False throughout
-                return a
-            return _where_rows(keep, a, b)
-
+        finite = _fold(jnp.logical_and, jnp.isfinite(x_b))
         return dict(
-            t0=nt0, t1=nt1, x=pick(x_b, x_a),
-            sstate=jax.tree.map(pick, sstate1, c["sstate"]),
-            cstate=cstate, i_save=i_save, buf=buf, zmin=zmin, V=V, brk=brk,
+            t0=jnp.where(live, nt0, ta),  # a finished point stands still
+            t1=jnp.where(live, nt1, tb),
+            x=jnp.where(keep, x_b, x_a),
+            f0=jnp.where(keep, f1, c["f0"]),
+            i_save=i_save, buf=buf, zmin=zmin, V=V, brk=tuple(brk),
             n_steps=c["n_steps"] + live, n_accepted=c["n_accepted"] + keep.astype(int),
-            ok=ok,
+            ok=c["ok"] & jnp.where(keep, finite, True) & ~lag,
         )  # fmt: skip
 
-    out = jax.lax.while_loop(cond, body, carry)
-    out["ok"] = col(out["ok"] & (out["t0"] >= T) & (out["i_save"] == n_time))
-    out["cross"] = tuple(
+    out = jax.lax.while_loop(lambda c: jnp.any(active(c)), body, carry)
+    cross = tuple(
         jnp.where(
             s0 == 0,
             0.0,
             jnp.where(
                 bk["found"],
-                bk["ta"] + _cross(bk["xa"], bk["C"], bk["xb"], L, s0) * bk["h"],
+                bk["ta"] + _cross(bk["xa"], bk["C"], bk["xb"], lv, s0) * bk["h"],
                 jnp.nan,
             ),
         )
-        for L, s0, bk in zip(levels, signs, out["brk"], strict=True)
+        for lv, s0, bk in zip(levels, signs, out["brk"], strict=True)
     )
-    return out
+    ok = out["ok"] & (out["t0"] >= T) & (out["i_save"] == n_time)
+    return dict(
+        x=out["x"], zmin=out["zmin"], V=out["V"], buf=out["buf"], ok=ok, cross=cross,
+        n_steps=out["n_steps"], n_accepted=out["n_accepted"],
+    )  # fmt: skip
 
 
-def integrate_path(
-    x0, g, eps, Tc, ts, *, rtol=RTOL, atol=ATOL, max_steps=MAX_STEPS, per_point=True
-):
+def integrate_path(x0, g, eps, Tc, ts, *, rtol=RTOL, atol=ATOL, max_steps=MAX_STEPS):
     r"""Integrate :func:`vector_field` for a batch of single-sector paths ``x(t)``.
 
     ``x0, g, eps, Tc``: broadcastable float64 arrays (any ``x0 >= 0``, including
     ``x0 > 1``; ``s(t) = ramp(t, Tc)``); ``ts``: increasing saved times from 0.
-    The solver of :func:`transition`: by default every path with its own steps
-    (``per_point=True``), else the whole batch as one system with shared steps.
-    Returns ``(x, ok)``: ``x`` float64[..., n_time], ``ok`` False if the solve failed
-    (per path, or one flag for the batch with ``per_point=False``).
+    The solver of :func:`transition`, every path with its own steps. Returns
+    ``(x, ok)``: ``x`` float64[..., n_time], ``ok`` False where the solve failed.
     """
     x0, g, eps, Tc = jnp.broadcast_arrays(*(jnp.asarray(a, jnp.float64) for a in (x0, g, eps, Tc)))
-    ts = jnp.asarray(ts, jnp.float64)
+    # concrete times stay numpy: a uniform grid is then computed, not gathered
+    ts = (
+        jnp.asarray(ts, jnp.float64)
+        if isinstance(ts, jax.core.Tracer)
+        else np.asarray(ts, np.float64)
+    )
     T = ts[-1]
     opts = dict(save=True, quad=False, rtol=rtol, atol=atol, max_steps=max_steps)
-    if per_point:  # one row per path
-        shape = x0.shape
-        x0, g, eps, Tc = (a.reshape(-1, 1) for a in (x0, g, eps, Tc))
-        kinks = _kinks(Tc, T)
-        out = _integrate(x0, dict(g=g, eps=eps, Tc=Tc), ts, kinks, lanes=True, **opts)
-        return out["buf"].reshape(*shape, -1), out["ok"].reshape(shape)
-    kinks = jnp.sort(_kinks(Tc, T).ravel())
-    out = _integrate(x0, dict(g=g, eps=eps, Tc=Tc), ts, kinks, **opts)
-    return out["buf"], out["ok"]
+    shape = x0.shape
+    x0, g, eps, Tc = (a.reshape(-1, 1) for a in (x0, g, eps, Tc))  # one point per path
+    out = _integrate(x0, dict(g=g, eps=eps, Tc=Tc), ts, _kinks(Tc, T), **opts)
+    return out["buf"].reshape(*shape, -1), out["ok"].reshape(shape)
 
 
 # ----------------------------------------------------------------- the transition
@@ -700,7 +727,7 @@ def transition(
     rtol: float = RTOL,
     atol: float = ATOL,
     max_steps: int = MAX_STEPS,
-    per_point: bool = True,
+    pad_paths: bool = False,
 ):
     r"""Coordination experiment of MODEL.md section 5 for a WHOLE BATCH of points.
 
@@ -737,16 +764,11 @@ def transition(
     ``kappa <= breakeven_kappa``).
 
     Numerics (:func:`_integrate`): adaptive Tsit5 with diffrax's PID controller,
-    steps clipped to ``Tc``, where the ramp has its kink. By default
-    (``per_point=True``, what sweeps use) every point is its own system (its ``J``
-    targets share its steps, error in the max-norm over them), all points advanced
-    together in one vectorised loop: a point's results are the same bit for bit
-    whatever batch or chunk it is solved in, so a sweep's cube does not depend on its
-    chunking. ``per_point=False`` solves the whole batch as ONE system with shared
-    steps (~1.6x faster, more accurate for all but the hardest path, but a point's
-    results then move in the last digits, ~1e-9 relative, with the batch around it;
-    steps are clipped to every distinct ``Tc`` of the batch, so ``Tc`` drawn at random
-    per point costs one step per value). No exception ever: failures are ``status``
+    steps clipped to ``Tc``, where the ramp has its kink. Every point is its own
+    system (its ``J`` targets share its steps, error in the max-norm over them), the
+    points advanced together in one vectorised loop: a point's results are the same
+    bit for bit whatever batch or chunk it is solved in, so a sweep's cube does not
+    depend on its chunking. No exception ever: failures are ``status``
     bits (:data:`STATUS`); invalid points are replaced by harmless values before the
     solve. ``a_hat_1 = 0`` (``w_B = 0``): the ratios to ``w_B`` (``jump``,
     ``pv_gain``, ``breakeven_kappa``) are NaN, bit 8. ``a_hat_k = 0``: ``x_k`` stays
@@ -754,13 +776,16 @@ def transition(
 
     Returns a dict: ``jump, half_life, t99, pv_gain, breakeven_kappa``
     float64[N, J]; ``path_feasible`` bool[N, J]; ``status`` int8[N, J]; and if
-    ``save_paths``: ``x_path, wage_path`` float64[N, J, n_time].
+    ``save_paths``: ``x_path, wage_path`` float64[N, J, n_time] (with ``pad_paths``
+    followed by a few NaN times, as the solver writes them: the caller takes the
+    view ``[..., :n_time]`` and XLA copies 2 x 8 N J n_time bytes less; the sweeps
+    do).
     """
     f64 = jnp.float64
     r, theta, g, eps = (jnp.asarray(a, f64) for a in (r, theta, g, eps))
     rho, Tc = jnp.asarray(rho, f64), jnp.asarray(Tc, f64)
     N, J = r.shape
-    if per_point and N < _MIN_ROWS:
+    if N < _MIN_ROWS:
         # XLA compiles tiny arrays differently (the crossing times moved by an ulp for
         # fewer than 4 rows on x86-64): pad with copies of the last row, so a point's
         # results stay the same bit for bit in a batch of any size
@@ -768,9 +793,10 @@ def transition(
         out = transition(
             *(pad(a) for a in (r, theta, g, eps, rho, Tc)), T=T, n_time=n_time,
             save_paths=save_paths, rtol=rtol, atol=atol, max_steps=max_steps,
+            pad_paths=pad_paths,
         )  # fmt: skip
         return {k: v[:N] for k, v in out.items()}
-    ts = jnp.asarray(np.linspace(0.0, float(T), int(n_time)))
+    ts = np.linspace(0.0, float(T), int(n_time))
 
     finite = jnp.all(
         jnp.isfinite(r) & jnp.isfinite(theta) & jnp.isfinite(g) & jnp.isfinite(eps), axis=1
@@ -798,12 +824,7 @@ def transition(
     T_ = ts[-1]
     levels = (0.5 * (1.0 + ah), jnp.full_like(ah, 0.99))
     opts = dict(save=save_paths, quad=True, rtol=rtol, atol=atol, max_steps=max_steps)
-    if per_point:  # every point its own steps, in one vectorised loop
-        kinks = _kinks(Tc1, T_)  # [N, 1]
-        out = _integrate(ah, args, ts, kinks, levels, lanes=True, **opts)
-    else:
-        kinks = jnp.sort(_kinks(Tc1, T_)[:, 0])
-        out = _integrate(ah, args, ts, kinks, levels, **opts)
+    out = _integrate(ah, args, ts, _kinks(Tc1, T_), levels, trim=not pad_paths, **opts)
 
     z_T = out["x"] * theta_S(T_, Tc1, theta)
     pv = rho1 * c * out["V"] + jnp.exp(-rho1 * T_) * c * z_T - 1.0
@@ -813,9 +834,10 @@ def transition(
     other = ~jnp.eye(J, dtype=bool)
     b_other = jnp.max(jnp.where(other[None, :, :], b[:, None, :], -jnp.inf), axis=2)
     if save_paths:
-        x_path = out["buf"]  # [N, J, n_time], NaN where invalid or never reached
-        wage_path = wage_of(ts, x_path, r[..., None], theta[..., None], Tc1[..., None])
-        w_min = jnp.min(wage_path, axis=-1)
+        x_path = out["buf"]  # [N, J, n_time (+ pad)], NaN where invalid or never reached
+        t_all = np.concatenate([ts, np.full(x_path.shape[-1] - n_time, ts[-1])])
+        wage_path = wage_of(t_all, x_path, r[..., None], theta[..., None], Tc1[..., None])
+        w_min = jnp.min(wage_path[..., :n_time], axis=-1)
     else:
         w_min = r * out["zmin"] / theta  # the same numbers, tracked in the loop
     feasible = b_other <= w_min
