@@ -478,8 +478,9 @@ def _integrate(
 
     Returns a dict: ``x`` (at ``T``), ``zmin``, ``V`` ``[N, J]``; ``buf``
     ``[N, J, n_time]`` (if ``save``; with ``trim=False`` as the loop wrote it, with
-    a few NaN times at the end, which saves a copy); ``cross`` (tuple of ``[N, J]`` crossing times,
-    NaN if not reached); ``ok`` ``[N, 1]``; ``n_steps``, ``n_accepted`` ``[N]``.
+    a few NaN times at the end, which saves a copy); ``cross`` (tuple of ``[N, J]``
+    crossing times, NaN if not reached); ``ok`` ``[N, 1]``; ``n_steps``,
+    ``n_accepted`` ``[N]``.
     """
     N = x0.shape[0]
     args = {"valid": jnp.ones((N, 1), bool), **args}
@@ -491,7 +492,8 @@ def _integrate(
     )  # fmt: skip
     return dict(
         out, x=out["x"].T, zmin=out["zmin"].T, V=out["V"].T, ok=out["ok"][:, None],
-        buf=out["buf"][..., : len(ts)] if trim else out["buf"], cross=tuple(c.T for c in out["cross"]),
+        buf=out["buf"][..., : len(ts)] if trim else out["buf"],
+        cross=tuple(c.T for c in out["cross"]),
     )  # fmt: skip
 
 
