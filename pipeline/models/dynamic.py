@@ -375,6 +375,15 @@ def _cross(x0, C, x1, level, sign0, n_iter=8):
     return u
 
 
+def _cross_time(ta, h, x_a, args, level, sign0):
+    """When a path crosses ``level`` in its step ``(ta, h)`` from ``x_a`` (elementwise):
+    the step taken again (the same arithmetic as in the loop), then :func:`_cross` on
+    its dense output. Recording three numbers per path in the loop, not the step's
+    eight, halves what the loop writes for each level."""
+    x_b, _, k, _ = _tsit5_step(ta, h, x_a, _rhs(ta, x_a, args), args)
+    return ta + _cross(x_a, _dense_coeffs(k), x_b, level, sign0) * h
+
+
 def _uniform_step(ts):
     """``step`` if ``ts`` is a concrete ``np.linspace(0, T, n)`` (element ``i`` is
     ``i * step``, the last ``T``, exactly as numpy makes it), else None."""
@@ -556,9 +565,9 @@ def _solve(x0, args, ts, kinks, levels, *, save, quad, rtol, atol, max_steps):
     carry = dict(
         t0=t0, t1=t1, x=x0, f0=_rhs(t0, x0, args), i_save=n0 + 1, buf=buf,
         zmin=z_of(0.0, x0), V=zero, n_steps=n0, n_accepted=n0, ok=jnp.ones((N,), bool),
-        brk=tuple(
-            dict(found=s == 0, ta=zero, h=zero, xa=x0, xb=x0, C=(zero,) * 4) for s in signs
-        ),
+        # per level: found [J, N] and the start of the step it was crossed in, [3, J, N]
+        # (ta, h, x_a): the step is taken again after the loop for its dense output
+        brk=tuple((s == 0, jnp.stack([zero, zero, x0])) for s in signs),
     )  # fmt: skip
 
     def active(c):
@@ -646,17 +655,11 @@ def _solve(x0, args, ts, kinks, levels, *, save, quad, rtol, atol, max_steps):
 
         # per level, the step in which a path first crosses it (its ends and dense
         # output, for the crossing time after the loop)
-        new = dict(ta=ta, h=h, xa=x_a, xb=x_b, C=C)
+        step_now = jnp.stack([jnp.broadcast_to(ta, x_a.shape), jnp.broadcast_to(h, x_a.shape), x_a])
         brk = []
-        for lv, s0, bk in zip(levels, signs, c["brk"], strict=True):
-            hit = keep & ~bk["found"] & ((x_b - lv) * s0 <= 0)
-            brk.append(
-                dict(found=bk["found"] | hit)
-                | {
-                    key: jax.tree.map(lambda a, b, hit=hit: jnp.where(hit, a, b), new[key], bk[key])
-                    for key in new
-                }
-            )
+        for lv, s0, (found, bk) in zip(levels, signs, c["brk"], strict=True):
+            hit = keep & ~found & ((x_b - lv) * s0 <= 0)
+            brk.append((found | hit, jnp.where(hit, step_now, bk)))
 
         finite = _fold(jnp.logical_and, jnp.isfinite(x_b))
         return dict(
@@ -671,16 +674,8 @@ def _solve(x0, args, ts, kinks, levels, *, save, quad, rtol, atol, max_steps):
 
     out = jax.lax.while_loop(lambda c: jnp.any(active(c)), body, carry)
     cross = tuple(
-        jnp.where(
-            s0 == 0,
-            0.0,
-            jnp.where(
-                bk["found"],
-                bk["ta"] + _cross(bk["xa"], bk["C"], bk["xb"], lv, s0) * bk["h"],
-                jnp.nan,
-            ),
-        )
-        for lv, s0, bk in zip(levels, signs, out["brk"], strict=True)
+        jnp.where(s0 == 0, 0.0, jnp.where(found, _cross_time(*bk, args, lv, s0), jnp.nan))
+        for lv, s0, (found, bk) in zip(levels, signs, out["brk"], strict=True)
     )
     ok = out["ok"] & (out["t0"] >= T) & (out["i_save"] == n_time)
     return dict(
@@ -839,7 +834,9 @@ def transition(
         x_path = out["buf"]  # [N, J, n_time (+ pad)], NaN where invalid or never reached
         t_all = np.concatenate([ts, np.full(x_path.shape[-1] - n_time, ts[-1])])
         wage_path = wage_of(t_all, x_path, r[..., None], theta[..., None], Tc1[..., None])
-        w_min = jnp.min(wage_path[..., :n_time], axis=-1)
+        # the minimum read from the computed paths (XLA would fuse it with a second
+        # evaluation of the wage formula over all N J n_time points, ~1/10 of a call)
+        w_min = jnp.min(barrier(wage_path)[..., :n_time], axis=-1)
     else:
         w_min = r * out["zmin"] / theta  # the same numbers, tracked in the loop
     feasible = b_other <= w_min
