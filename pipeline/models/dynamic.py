@@ -515,11 +515,14 @@ def _solve(x0, args, ts, kinks, levels, *, save, quad, rtol, atol, max_steps):
     T = ts[-1]
     n_time = ts.shape[0]
     step = _uniform_step(ts)
-    # saved times are written W per point and pass. On a uniform grid a step (at most
-    # dtmax = T / _MIN_STEPS long) holds at most (n_time - 1) / _MIN_STEPS + 1 of
-    # them, so one pass per step does; else passes of _SAVE_WINDOW until none is due
+    # saved times are written W per point and pass. On a uniform grid a step (ta, tb]
+    # at most dtmax = T / _MIN_STEPS long holds at most floor(q) + 1 of them, q =
+    # (n_time - 1) / _MIN_STEPS its length in grid spacings (one more if q is a whole
+    # number: rounding may let both ends in), so one pass per step does; else passes
+    # of _SAVE_WINDOW until none is due
     one_pass = step is not None
-    W = (n_time - 1) // _MIN_STEPS + 2 if one_pass else _SAVE_WINDOW
+    q, frac = divmod(n_time - 1, _MIN_STEPS)
+    W = q + (1 if frac else 2) if one_pass else _SAVE_WINDOW
 
     def t_at(i):  # saved time i (i <= n_time - 1): ts[i], by arithmetic on a uniform grid
         if step is None:
