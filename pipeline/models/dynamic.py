@@ -280,26 +280,37 @@ _B = _tsit5_poly()
 _TABLEAU = dfx.Tsit5.tableau
 
 
-def _tsit5_step(ta, h, x, f0, args):
+def _tsit5_step(ta, h, x, f0, args, fence=None):
     """One Tsit5 step from ``(ta, x)`` of length ``h`` (diffrax's tableau, FSAL).
 
     The stages written out, as a straight line of elementwise operations that XLA
     fuses: diffrax's ``Tsit5.step`` runs its stages in a ``while_loop`` over a
     stage buffer, which on CPU costs ~10x more than the vector field itself for
-    arrays of a few thousand paths. ``f0 = f(ta, x)``. Returns ``(x1, err, k, f1)``:
+    arrays of a few thousand paths. ``fence``: a traced boolean that is True at run
+    time (see :func:`_fence`), or None. ``f0 = f(ta, x)``. Returns ``(x1, err, k, f1)``:
     the solution, diffrax's error estimate, the seven stage increments ``k_i = h
     f_i`` (for the dense output, :func:`_dense_coeffs`) and ``f1 = f(ta + h, x1)``.
     """
     tab = _TABLEAU
-    k = [h * f0]
+    k = [h * f0 if fence is None else _fence(fence, h * f0)]
     y = x
     for ci, ai in zip(tab.c, tab.a_lower, strict=True):
         y = x + sum(float(a) * kj for a, kj in zip(ai, k, strict=True))
         f = _rhs(ta + float(ci) * h, y, args)
-        k.append(h * f)
+        k.append(h * f if fence is None else _fence(fence, h * f))
     # first same as last: the last stage is at (ta + h, x1), so x1 = y and f1 = f
     err = sum(float(e) * kj for e, kj in zip(tab.b_error, k, strict=True))
     return y, err, tuple(k), f
+
+
+def _fence(pred, v):
+    """``v``, computed once: XLA's CPU fusion copies a chain of elementwise operations
+    into every consumer that it fuses into (an optimisation barrier is removed before
+    fusion), so the seven stages of a step, each used by the later stages, the error
+    and the dense output, ran five times over (~200 operations per fusion). A value
+    returned by a ``cond`` branch is a fusion boundary; ``pred`` must be True at run
+    time (the loop body's "some point is live"), the other branch never runs."""
+    return jax.lax.cond(pred, lambda v: v, jnp.zeros_like, v)
 
 
 #: The least number of steps per point (``dtmax = T / _MIN_STEPS``), and the saved
@@ -612,7 +623,9 @@ def _solve(x0, args, ts, kinks, levels, *, save, quad, rtol, atol, max_steps):
         live = active(c)
         ta, tb, x_a = c["t0"], c["t1"], c["x"]
         h = tb - ta
-        x_b, err, k, f1 = _tsit5_step(ta, h, x_a, c["f0"], args)
+        # jnp.any(live) is True in the body (the loop's condition): a fence XLA
+        # cannot see through, so that each stage is computed once (_fence)
+        x_b, err, k, f1 = _tsit5_step(ta, h, x_a, c["f0"], args, fence=jnp.any(live))
         err = jnp.where(jnp.isnan(err), jnp.inf, err)
         keep, nt0, nt1 = _adapt_rows(
             ta, tb, x_a, x_b, err, kinks, kinks_prev, dtmax,
