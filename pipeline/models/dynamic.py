@@ -310,7 +310,7 @@ def _fence(pred, v):
     and the dense output, ran five times over (~200 operations per fusion). A value
     returned by a ``cond`` branch is a fusion boundary; ``pred`` must be True at run
     time (the loop body's "some point is live"), the other branch never runs."""
-    return jax.lax.cond(pred, lambda v: v, jnp.zeros_like, v)
+    return jax.lax.cond(pred, lambda v: v, lambda v: jax.tree.map(jnp.zeros_like, v), v)
 
 
 #: The least number of steps per point (``dtmax = T / _MIN_STEPS``), and the saved
