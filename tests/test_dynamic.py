@@ -126,10 +126,12 @@ def test_dense_output_is_diffraxs():
         )
 
 
-def test_tsit5_step_is_diffraxs():
+@pytest.mark.parametrize("fenced", [False, True])
+def test_tsit5_step_is_diffraxs(fenced):
     """The written-out step equals ``dfx.Tsit5().step`` (solution, error estimate,
     stage increments for the dense output, FSAL derivative) to rounding, rows on the
-    last axis with per-row times, ramps included."""
+    last axis with per-row times, ramps included; also with its stages fenced (as the
+    loop runs it, with a traced True)."""
     rng = np.random.default_rng(1)
     n = 500
     x = jnp.asarray(rng.uniform(0.1, 1.3, (2, n)))
@@ -138,7 +140,11 @@ def test_tsit5_step_is_diffraxs():
     ta = jnp.asarray(rng.uniform(0.0, 5.0, n))
     h = jnp.asarray(rng.uniform(0.01, 2.0, n))
     f0 = dyn._rhs(ta, x, args)
-    x1, err, k, f1 = jax.jit(dyn._tsit5_step)(ta, h, x, f0, args)
+    if fenced:
+        step = jax.jit(lambda *a: dyn._tsit5_step(*a, fence=jnp.any(a[0] >= 0)))
+    else:
+        step = jax.jit(dyn._tsit5_step)
+    x1, err, k, f1 = step(ta, h, x, f0, args)
     ref = dfx.Tsit5().step(dfx.ODETerm(dyn._rhs), ta, ta + h, x, args, (False, f0), False)
     x1_d, err_d, dense, (_, f1_d), _ = ref
     np.testing.assert_allclose(x1, x1_d, rtol=1e-15, atol=1e-16)
@@ -146,6 +152,28 @@ def test_tsit5_step_is_diffraxs():
     # k = h f(stage): f cancels (g (s - 1) + eps (1 - x)), so to rounding of |x| h
     np.testing.assert_allclose(jnp.stack(k), dense["k"], rtol=0, atol=1e-14)
     np.testing.assert_allclose(f1, f1_d, rtol=0, atol=1e-14)
+
+
+def test_inv_root_is_a_power():
+    """``_inv_root(s, n) = s ** (-1 / n)`` to a few ulp over the whole range the step
+    controller meets (the reference ``s ** (-1 / n)`` is itself off by ~ln(s) ulp, as
+    ``1 / n`` is rounded), and the limits: 0 and inf clipped to finite, NaN kept."""
+    rng = np.random.default_rng(7)
+    s = np.concatenate(
+        [rng.uniform(0.0, 3.0, 20_000) + 1e-300, 10.0 ** rng.uniform(-30, 30, 20_000),
+         2.0 ** np.arange(-60, 61), np.nextafter(1.0, [0.0, 2.0])]
+    )  # fmt: skip
+    for n in (5, 4, 3, 2):
+        got = np.asarray(jax.jit(lambda v, n=n: dyn._inv_root(v, n))(s))
+        want = s ** (-1.0 / n)
+        rel = np.abs(got / want - 1.0)
+        assert np.all(rel <= 6e-16 + 2.5e-17 * np.abs(np.log(s))), n
+        assert np.median(rel) <= 2.3e-16, n
+    edge = np.asarray(jax.jit(lambda v: dyn._inv_root(v, 5))(jnp.array([0.0, np.inf, np.nan])))
+    assert edge[0] == 2.0**200 and edge[1] == 2.0**-200 and np.isnan(edge[2])
+    # the controller's use: 0.9 s^(-1/5) clipped to [0.2, 10]; both clips reached
+    f = np.clip(0.9 * edge[:2], 0.2, 10.0)  # s = 0 and s = inf
+    np.testing.assert_array_equal(f, [10.0, 0.2])
 
 
 def test_step_size_update_is_diffraxs():
