@@ -115,29 +115,41 @@ def bench_numpy(n: int, repeats: int = 3) -> float:
     return n / float(np.median(ts))
 
 
-def bench_kernel(block_points: int, repeats: int = 5) -> tuple[float, float]:
+def bench_kernel(block_points: int, repeats: int = 5) -> tuple[float, float, float, int]:
+    """The jitted kernel alone on one block, all outputs to numpy: as the sweep runs it
+    (``run_kernel``: slices of at most ``kernels.STATIC_SLICE`` points) and as one call
+    over the whole block, side by side. Returns (sliced pts/s, whole-block pts/s,
+    compile s of the sliced kernel, slice size)."""
     sys.path.insert(0, str(HERE.parent))
     import pipeline  # noqa: F401
-    from pipeline.kernels import batch_kernel, trace_count
+    from pipeline.kernels import _trim, batch_kernel, run_kernel, slicing, trace_count
 
     rng = np.random.default_rng(0)
     i = {
         "r": np.exp(rng.uniform(-1, 1, (block_points, 2))),
         "theta": rng.uniform(1.05, 4.0, (block_points, 2)),
     }
-    fn = batch_kernel("coordination", 2, block_points)
+    whole = batch_kernel("coordination", 2, block_points)
+    runs = {
+        "sliced": lambda: run_kernel("coordination", 2, i),
+        "whole": lambda: _trim(whole(i)),
+    }
+    traces = trace_count("coordination")
     t = time.perf_counter()
-    np.asarray(fn(i)["regime"])
+    runs["sliced"]()
     compile_s = time.perf_counter() - t
-    ts = []
+    assert trace_count("coordination") <= traces + 1  # once per slice shape
+    traces = trace_count("coordination")
+    runs["whole"]()
+    ts = {k: [] for k in runs}
     for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn(i)
-        for v in out.values():
-            np.asarray(v)
-        ts.append(time.perf_counter() - t)
-    assert trace_count("coordination") == 1
-    return block_points / float(np.median(ts)), compile_s
+        for k, fn in runs.items():
+            t = time.perf_counter()
+            fn()
+            ts[k].append(time.perf_counter() - t)
+    assert trace_count("coordination") == traces + 1  # and once for the whole block
+    rate = {k: block_points / float(np.median(v)) for k, v in ts.items()}
+    return rate["sliced"], rate["whole"], compile_s, slicing("coordination", block_points)[1]
 
 
 RUNNER = """
@@ -225,10 +237,11 @@ def main() -> None:
         res = bench_end_to_end(n, args.workers, tmp, args.threads)
         rows.append(res)
     block_points = int(np.prod(rows[-1]["chunks"]))
-    kern, compile_s = bench_kernel(block_points)
+    kern, whole, compile_s, size = bench_kernel(block_points)
     print(
         f"jitted kernel alone ({block_points:,}-point block, all outputs): {kern / 1e6:.2f} M "
-        f"pts/s; compile {compile_s:.2f} s; traced once per process: yes"
+        f"pts/s in slices of {size:,} points as sweeps run it, {whole / 1e6:.2f} M pts/s as "
+        f"one call ({kern / whole:.2f}x); compile {compile_s:.2f} s; traced once per shape"
     )
     print()
     print(

@@ -201,13 +201,48 @@ def _trim(out, n_time: int = 0, **_) -> dict[str, np.ndarray]:
     return res
 
 
+#: Static models compute a block as slices of at most this many points, one jitted
+#: call each: their kernels stream some thirty intermediate arrays through memory,
+#: which at 2^16 points stay in cache (2-3x the points/s of one 2^20-point call,
+#: benchmarks/RESULTS.md). The dynamic kernel's chunks are small already.
+STATIC_SLICE = 1 << 16
+
+
+def slicing(model: str, n: int) -> tuple[int, int]:
+    """``(count, size)``: a block of ``n`` points is computed as ``count`` calls of
+    the kernel compiled for ``size`` points (``count * size >= n``, padded)."""
+    if model == "dynamic" or n <= STATIC_SLICE:
+        return 1, n
+    count = -(-n // STATIC_SLICE)
+    return count, -(-n // count)
+
+
+def _launch(model: str, J: int, inputs: dict[str, np.ndarray], static: dict):
+    """Dispatch the kernel over ``inputs`` (padded to ``count * size`` points) in
+    slices; JAX runs them asynchronously, :func:`_gather` waits."""
+    n = len(next(iter(inputs.values())))
+    count, size = slicing(model, n)
+    fn = batch_kernel(model, J, size, **static)
+    flat = {k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}
+    if count * size > n:
+        flat = {k: np.pad(v, [(0, count * size - n)] + [(0, 0)] * (v.ndim - 1), mode="edge")
+                for k, v in flat.items()}  # fmt: skip
+    return [fn({k: v[i * size : (i + 1) * size] for k, v in flat.items()}) for i in range(count)]
+
+
+def _gather(outs: list, static: dict) -> dict[str, np.ndarray]:
+    parts = [_trim(o, **static) for o in outs]
+    if len(parts) == 1:
+        return parts[0]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 def run_kernel(
     model: str, J: int, inputs: dict[str, np.ndarray], **static
 ) -> dict[str, np.ndarray]:
-    """Evaluate a model on flat inputs (any length; compiled per length)."""
+    """Evaluate a model on flat inputs (any length; compiled per slice length)."""
     n = len(next(iter(inputs.values())))
-    fn = batch_kernel(model, J, n, **static)
-    return _trim(fn({k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}), **static)
+    return {k: v[:n] for k, v in _gather(_launch(model, J, inputs, static), static).items()}
 
 
 def _static(spec: SweepSpec) -> dict:
@@ -229,18 +264,18 @@ def launch_block(spec: SweepSpec, block: int, plan: Plan | None = None):
     plan = plan or Plan.of(spec)
     region = plan.region(block)
     shape = tuple(s.stop - s.start for s in region)
-    params = block_params(spec, region, plan.block_points)
+    count, size = slicing(spec.model, plan.block_points)
+    params = block_params(spec, region, count * size)
     inputs = resolve_inputs(spec.model, spec.J, params)
     static = _static(spec)
-    fn = batch_kernel(spec.model, spec.J, plan.block_points, **static)
-    return shape, static, fn({k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()})
+    return shape, static, _launch(spec.model, spec.J, inputs, static)
 
 
 def collect_block(handle) -> dict[str, np.ndarray]:
     """Wait for a launched block; every output shaped ``region shape + extra dims``."""
-    shape, static, out = handle
+    shape, static, outs = handle
     n = int(np.prod(shape, dtype=np.int64))
-    return {k: v[:n].reshape(shape + v.shape[1:]) for k, v in _trim(out, **static).items()}
+    return {k: v[:n].reshape(shape + v.shape[1:]) for k, v in _gather(outs, static).items()}
 
 
 def compute_block(spec: SweepSpec, block: int, plan: Plan | None = None) -> dict[str, np.ndarray]:

@@ -308,9 +308,10 @@ def _fence(pred, v):
     into every consumer that it fuses into (an optimisation barrier is removed before
     fusion), so the seven stages of a step, each used by the later stages, the error
     and the dense output, ran five times over (~200 operations per fusion). A value
-    returned by a ``cond`` branch is a fusion boundary; ``pred`` must be True at run
-    time (the loop body's "some point is live"), the other branch never runs."""
-    return jax.lax.cond(pred, lambda v: v, lambda v: jax.tree.map(jnp.zeros_like, v), v)
+    returned by a ``cond`` branch is a fusion boundary. ``pred`` is any traced
+    boolean XLA cannot fold: both branches return ``v`` (the other as ``v + 0.0``,
+    which only turns -0.0 into 0.0 and which XLA does not simplify away)."""
+    return jax.lax.cond(pred, lambda v: v, lambda v: jax.tree.map(lambda a: a + 0.0, v), v)
 
 
 #: The least number of steps per point (``dtmax = T / _MIN_STEPS``), and the saved
@@ -388,10 +389,12 @@ def _cross(x0, C, x1, level, sign0, n_iter=8):
 
 def _cross_time(ta, h, x_a, args, level, sign0):
     """When a path crosses ``level`` in its step ``(ta, h)`` from ``x_a`` (elementwise):
-    the step taken again (the same arithmetic as in the loop), then :func:`_cross` on
-    its dense output. Recording three numbers per path in the loop, not the step's
-    eight, halves what the loop writes for each level."""
-    x_b, _, k, _ = _tsit5_step(ta, h, x_a, _rhs(ta, x_a, args), args)
+    the step taken again (the same arithmetic as in the loop, stages fenced alike, so
+    that XLA compiles it alike for any batch size), then :func:`_cross` on its dense
+    output. Recording three numbers per path in the loop, not the step's eight, halves
+    what the loop writes for each level."""
+    fence = jnp.any(ta >= 0)
+    x_b, _, k, _ = _tsit5_step(ta, h, x_a, _rhs(ta, x_a, args), args, fence=fence)
     return ta + _cross(x_a, _dense_coeffs(k), x_b, level, sign0) * h
 
 
@@ -430,12 +433,13 @@ def _inv_root(s, n):
     return jnp.where(jnp.isnan(s), jnp.nan, y)
 
 
-_ROOT_GUESS = {
-    n: np.polynomial.Polynomial.fit(
-        np.linspace(1, 2, 257), np.linspace(1, 2, 257) ** (-1 / n), 2
-    ).convert().coef
-    for n in range(1, 9)
-}
+def _root_guess(n):
+    """Least-squares quadratic in ``m`` for ``m ** (-1 / n)`` on ``[1, 2]``."""
+    m = np.linspace(1.0, 2.0, 257)
+    return np.polynomial.Polynomial.fit(m, m ** (-1 / n), 2).convert().coef
+
+
+_ROOT_GUESS = {n: _root_guess(n) for n in range(1, 9)}
 
 
 def _adapt_rows(ta, tb, x_a, x_b, err, kinks, kinks_prev, dtmax, *, rtol, atol, order):
@@ -623,8 +627,7 @@ def _solve(x0, args, ts, kinks, levels, *, save, quad, rtol, atol, max_steps):
         live = active(c)
         ta, tb, x_a = c["t0"], c["t1"], c["x"]
         h = tb - ta
-        # jnp.any(live) is True in the body (the loop's condition): a fence XLA
-        # cannot see through, so that each stage is computed once (_fence)
+        # each stage computed once (_fence; any traced boolean will do)
         x_b, err, k, f1 = _tsit5_step(ta, h, x_a, c["f0"], args, fence=jnp.any(live))
         err = jnp.where(jnp.isnan(err), jnp.inf, err)
         keep, nt0, nt1 = _adapt_rows(
