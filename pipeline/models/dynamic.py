@@ -724,10 +724,12 @@ def _solve(x0, args, ts, kinks, levels, *, save, quad, rtol, atol, max_steps):
         )  # fmt: skip
 
     out = jax.lax.while_loop(lambda c: jnp.any(active(c)), body, carry)
-    cross = tuple(
-        jnp.where(s0 == 0, 0.0, jnp.where(found, _cross_time(*bk, args, lv, s0), jnp.nan))
-        for lv, s0, (found, bk) in zip(levels, signs, out["brk"], strict=True)
-    )
+    cross = ()
+    if levels:  # all levels at once ([n_levels, J, N]): one step's code to compile
+        found, bk = (jnp.stack(a) for a in zip(*out["brk"], strict=True))
+        s0 = jnp.stack(signs)
+        t_x = _cross_time(bk[:, 0], bk[:, 1], bk[:, 2], args, jnp.stack(levels), s0)
+        cross = tuple(jnp.where(s0 == 0, 0.0, jnp.where(found, t_x, jnp.nan)))
     ok = out["ok"] & (out["t0"] >= T) & (out["i_save"] == n_time)
     return dict(
         x=out["x"], zmin=out["zmin"], V=out["V"], buf=out["buf"], ok=ok, cross=cross,
