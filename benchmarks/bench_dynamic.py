@@ -44,6 +44,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+# compile times are part of what is measured: no persistent compilation cache, here or
+# in the processes started below (they inherit the environment)
+os.environ["MARSHALL_JAX_CACHE"] = "off"
+
 import diffrax as dfx  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

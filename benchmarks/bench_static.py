@@ -32,6 +32,10 @@ import textwrap
 import time
 from pathlib import Path
 
+# compile times are part of what is measured: no persistent compilation cache, here or
+# in the processes started below (they inherit the environment)
+os.environ["MARSHALL_JAX_CACHE"] = "off"
+
 import numpy as np
 import psutil
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("JAX_ENABLE_X64", "1")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# compiled kernels cached for this test session only, shared with the processes the
+# tests start (workers, Snakemake jobs, CLI runs), never the user's own cache
+_JAX_CACHE = tempfile.mkdtemp(prefix="marshall-test-jax-cache-")
+os.environ["MARSHALL_JAX_CACHE"] = _JAX_CACHE
+atexit.register(shutil.rmtree, _JAX_CACHE, ignore_errors=True)
 
 import pytest  # noqa: E402
 
