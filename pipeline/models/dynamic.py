@@ -286,8 +286,8 @@ def _tsit5_step(ta, h, x, f0, args, fence=None):
     The stages written out, as a straight line of elementwise operations that XLA
     fuses: diffrax's ``Tsit5.step`` runs its stages in a ``while_loop`` over a
     stage buffer, which on CPU costs ~10x more than the vector field itself for
-    arrays of a few thousand paths. ``fence``: a traced boolean that is True at run
-    time (see :func:`_fence`), or None. ``f0 = f(ta, x)``. Returns ``(x1, err, k, f1)``:
+    arrays of a few thousand paths. ``fence``: None, or a traced boolean to fence
+    each stage with (:func:`_fence`). ``f0 = f(ta, x)``. Returns ``(x1, err, k, f1)``:
     the solution, diffrax's error estimate, the seven stage increments ``k_i = h
     f_i`` (for the dense output, :func:`_dense_coeffs`) and ``f1 = f(ta + h, x1)``.
     """
@@ -305,8 +305,8 @@ def _tsit5_step(ta, h, x, f0, args, fence=None):
 
 def _fence(pred, v):
     """``v``, computed once: XLA's CPU fusion copies a chain of elementwise operations
-    into every consumer that it fuses into (an optimisation barrier is removed before
-    fusion), so the seven stages of a step, each used by the later stages, the error
+    into every consumer that it fuses into (an optimisation barrier did not stop it),
+    so the seven stages of a step, each used by the later stages, the error
     and the dense output, ran five times over (~200 operations per fusion). A value
     returned by a ``cond`` branch is a fusion boundary. ``pred`` is any traced
     boolean XLA cannot fold: both branches return ``v`` (the other as ``v + 0.0``,
@@ -459,8 +459,8 @@ def _adapt_rows(ta, tb, x_a, x_b, err, kinks, kinks_prev, dtmax, *, rtol, atol, 
     y = jnp.maximum(jnp.abs(x_a), jnp.abs(jnp.where(bad, x_a, x_b)))
     scaled = _fold(jnp.maximum, jnp.abs(err / (atol + y * rtol)))
     keep = scaled < 1
-    # (1 / scaled) ** (1 / order) as exp(-log(scaled) / order): XLA's CPU pow is a
-    # scalar libm call per row, exp and log are vectorised (the step size only)
+    # (1 / scaled) ** (1 / order) by _inv_root: XLA's CPU pow and log are scalar libm
+    # calls per row (the step size only; to a few ulp of pow)
     factor = jnp.clip(
         0.9 * _inv_root(scaled, order),
         min=jnp.where(keep, 1, 0.2),
@@ -704,8 +704,8 @@ def _solve(x0, args, ts, kinks, levels, *, save, quad, rtol, atol, max_steps):
             )
             V = jnp.where(keep, V + h * dV, V)
 
-        # per level, the step in which a path first crosses it (its ends and dense
-        # output, for the crossing time after the loop)
+        # per level, the start of the step in which a path first crosses it (ta, h,
+        # x_a: the step is retaken after the loop for the crossing time)
         step_now = jnp.stack([jnp.broadcast_to(ta, x_a.shape), jnp.broadcast_to(h, x_a.shape), x_a])
         brk = []
         for lv, s0, (found, bk) in zip(levels, signs, c["brk"], strict=True):
