@@ -314,6 +314,12 @@ def _fence(pred, v):
     return jax.lax.cond(pred, lambda v: v, lambda v: jax.tree.map(lambda a: a + 0.0, v), v)
 
 
+def _fence_pred(a):
+    """The predicate for :func:`_fence` on XLA's CPU backend, None elsewhere: a GPU
+    fuses differently, and there a ``cond`` reads its predicate back to the host."""
+    return jnp.any(a) if jax.default_backend() == "cpu" else None
+
+
 #: The least number of steps per point (``dtmax = T / _MIN_STEPS``), and the saved
 #: times written per point and pass of the save loop off a uniform grid.
 _SAVE_WINDOW, _MIN_STEPS = 8, 64
@@ -393,7 +399,7 @@ def _cross_time(ta, h, x_a, args, level, sign0):
     that XLA compiles it alike for any batch size), then :func:`_cross` on its dense
     output. Recording three numbers per path in the loop, not the step's eight, halves
     what the loop writes for each level."""
-    fence = jnp.any(ta >= 0)
+    fence = _fence_pred(ta)
     x_b, _, k, _ = _tsit5_step(ta, h, x_a, _rhs(ta, x_a, args), args, fence=fence)
     return ta + _cross(x_a, _dense_coeffs(k), x_b, level, sign0) * h
 
@@ -628,7 +634,7 @@ def _solve(x0, args, ts, kinks, levels, *, save, quad, rtol, atol, max_steps):
         ta, tb, x_a = c["t0"], c["t1"], c["x"]
         h = tb - ta
         # each stage computed once (_fence; any traced boolean will do)
-        x_b, err, k, f1 = _tsit5_step(ta, h, x_a, c["f0"], args, fence=jnp.any(live))
+        x_b, err, k, f1 = _tsit5_step(ta, h, x_a, c["f0"], args, fence=_fence_pred(live))
         err = jnp.where(jnp.isnan(err), jnp.inf, err)
         keep, nt0, nt1 = _adapt_rows(
             ta, tb, x_a, x_b, err, kinks, kinks_prev, dtmax,
