@@ -292,12 +292,12 @@ def _tsit5_step(ta, h, x, f0, args, fence=None):
     f_i`` (for the dense output, :func:`_dense_coeffs`) and ``f1 = f(ta + h, x1)``.
     """
     tab = _TABLEAU
-    k = [h * f0 if fence is None else _fence(fence, h * f0)]
+    k = [_fence(fence, h * f0)]
     y = x
     for ci, ai in zip(tab.c, tab.a_lower, strict=True):
         y = x + sum(float(a) * kj for a, kj in zip(ai, k, strict=True))
         f = _rhs(ta + float(ci) * h, y, args)
-        k.append(h * f if fence is None else _fence(fence, h * f))
+        k.append(_fence(fence, h * f))
     # first same as last: the last stage is at (ta + h, x1), so x1 = y and f1 = f
     err = sum(float(e) * kj for e, kj in zip(tab.b_error, k, strict=True))
     return y, err, tuple(k), f
@@ -310,7 +310,10 @@ def _fence(pred, v):
     and the dense output, ran five times over (~200 operations per fusion). A value
     returned by a ``cond`` branch is a fusion boundary. ``pred`` is any traced
     boolean XLA cannot fold: both branches return ``v`` (the other as ``v + 0.0``,
-    which only turns -0.0 into 0.0 and which XLA does not simplify away)."""
+    which only turns -0.0 into 0.0 and which XLA does not simplify away); None: no
+    fence, ``v`` as it is."""
+    if pred is None:
+        return v
     return jax.lax.cond(pred, lambda v: v, lambda v: jax.tree.map(lambda a: a + 0.0, v), v)
 
 
