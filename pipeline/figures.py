@@ -591,10 +591,13 @@ def ppf_params(ds: xr.Dataset, at: Mapping[str, Any] | None = None) -> dict[str,
             out[f"lam_{j}N"] = float(p[f"lam_{j}N"])
     alpha, Lbar = p.get("alpha"), p.get("Lbar")
     theta = float(p["theta"]) if "theta" in p else 1.0 + float(alpha) * float(Lbar)
+    # the cluster size as the cube's kernels derive it (pipeline.kernels.resolve_inputs)
     if alpha is None and Lbar is not None:
         alpha = (theta - 1.0) / float(Lbar)
+    elif Lbar is None and alpha is not None:
+        Lbar = (theta - 1.0) / float(alpha)
     L_S = float(p.get("L_S", math.inf))
-    if not math.isfinite(L_S):
+    if not math.isfinite(L_S):  # scale never binds: draw a South that just completes it
         L_S = float(Lbar) if Lbar is not None else 1.0
     out.update(
         theta=theta,
@@ -603,6 +606,65 @@ def ppf_params(ds: xr.Dataset, at: Mapping[str, Any] | None = None) -> dict[str,
         Lbar=None if Lbar is None else float(Lbar),
     )
     return out
+
+
+def _ppf_scale(
+    theta: float, L_S: float, alpha: float | None, Lbar: float | None
+) -> tuple[float, float, float]:
+    """``(alpha, Lbar, theta_S)`` of a frontier, consistent with ``theta = 1 + alpha Lbar``.
+
+    Missing values are derived as the cube's kernels derive them: ``Lbar`` defaults to
+    ``L_S`` when neither is given, else ``Lbar = (theta - 1)/alpha`` or ``alpha =
+    (theta - 1)/Lbar``. South's gain is ``theta_S = theta`` when ``L_S >= Lbar``, else
+    ``1 + alpha L_S`` (docs/models.md#standard). Raises ``ValueError`` naming the
+    argument when the frontier cannot be drawn.
+    """
+    if not (math.isfinite(L_S) and L_S > 0):
+        raise ValueError(f"plot_ppf: L_S must be a finite number > 0 to draw the PPF; got {L_S}")
+    if not theta > 1:
+        raise ValueError(f"plot_ppf: theta must be > 1 (gain from a full cluster); got {theta}")
+    if alpha is not None and Lbar is not None:
+        if not math.isclose(1.0 + alpha * Lbar, theta, rel_tol=1e-9):
+            raise ValueError(
+                f"plot_ppf: theta = {theta:g} but 1 + alpha Lbar = {1.0 + alpha * Lbar:g}; "
+                "give alpha and Lbar with theta = 1 + alpha Lbar, or only one of them"
+            )
+    elif alpha is not None:
+        Lbar = (theta - 1.0) / alpha
+    else:
+        Lbar = L_S if Lbar is None else Lbar
+        alpha = (theta - 1.0) / Lbar
+    theta_S = theta if L_S >= Lbar else 1.0 + alpha * min(L_S, Lbar)
+    return alpha, Lbar, theta_S
+
+
+def ppf_equilibria(r_1: float, r_2: float, theta: float, theta_S: float) -> dict[str, Any]:
+    """Which equilibria of the standard model exist at one point, from the model itself
+    (:func:`pipeline.models.standard.equilibria`, the function that fills a cube).
+
+    Returns ``{"labels", "exists", "stable", "knife_edge"}`` (label -> bool for the two
+    middle entries).
+    """
+    import jax.numpy as jnp
+
+    from .models.standard import LABELS, equilibria
+
+    out = equilibria(*(jnp.float64(v) for v in (r_1, r_2, theta, theta_S)))
+    return {
+        "labels": list(LABELS),
+        "exists": {lab: bool(v) for lab, v in zip(LABELS, np.asarray(out["exists"]))},
+        "stable": {lab: bool(v) for lab, v in zip(LABELS, np.asarray(out["stable"]))},
+        "knife_edge": bool(out["knife_edge"]),
+    }
+
+
+def _corner_state(name: str, eq: dict[str, Any], scale_binds: bool) -> tuple[bool, str]:
+    """``(is an equilibrium, legend text)`` of the corner ``B1`` or ``C2``."""
+    if eq["exists"][name]:
+        how = "stable" if eq["stable"][name] else "knife-edge, not stable"
+        return True, f"{name}: equilibrium ({how})"
+    why = {"B1": "c > θ", "C2": "c θ_S/θ < 1" if scale_binds else "c < 1"}[name]
+    return False, f"{name}: not an equilibrium ({why})"
 
 
 def plot_ppf(
@@ -621,10 +683,18 @@ def plot_ppf(
 ):
     """JDE Fig. 1: South's production possibility frontier with the clustering
     externality (``Q_2 = lam_2S (1 + alpha min(Lbar, L_2)) L_2``) and without it
-    (``alpha = 0``), with the world price line ``p_1 Q_1 + p_2 Q_2 = const`` (slope
-    ``-p_1/p_2 = -theta lam_2N/lam_1N``) through each specialised corner (``B1``: all in
-    good 1; ``C2``: all in good 2). The higher line is the higher income. With ``ds``
-    (a ``standard`` cube) the parameters are read at the point ``at``. Returns the Axes.
+    (``alpha = 0``), and its two specialised corners (``B1``: all in good 1; ``C2``: all
+    in good 2).
+
+    A corner is drawn as an equilibrium only where it is one (docs/models.md#standard,
+    with ``c = r_2 / r_1``: ``B1`` iff ``c <= theta``, ``C2`` iff ``c theta_S / theta >=
+    1``, as :func:`pipeline.models.standard.equilibria` decides): a filled marker, a
+    label and the world price line ``p_1 Q_1 + p_2 Q_2 = const`` (slope ``-p_1/p_2 =
+    -theta lam_2N/lam_1N``) through it; the higher line is the higher income. A corner
+    that is not an equilibrium gets a hollow grey marker and the label ``"C2: not an
+    equilibrium (c < 1)"`` (or ``B1 ... (c > θ)``), and no price line. The title lists
+    the equilibria that exist. With ``ds`` (a ``standard`` cube) the parameters are read
+    at the point ``at``. Returns the Axes.
     """
     from .models.standard import ppf
 
@@ -632,6 +702,8 @@ def plot_ppf(
         p = ppf_params(ds, at)
         r_1, r_2, theta, L_S = p["r_1"], p["r_2"], p["theta"], p["L_S"]
         alpha, Lbar, lam_1N, lam_2N = p["alpha"], p["Lbar"], p["lam_1N"], p["lam_2N"]
+    alpha, Lbar, theta_S = _ppf_scale(theta, L_S, alpha, Lbar)
+    eq = ppf_equilibria(r_1, r_2, theta, theta_S)
     f = ppf(r_1, r_2, theta, L_S, alpha=alpha, Lbar=Lbar, n=n, lam_1N=lam_1N, lam_2N=lam_2N)
     ax = _new_ax(ax, figsize=(6.0, 5.0))
     q1, q2, q2l = f["Q_1"], f["Q_2"], f["Q_2_no_externality"]
@@ -640,31 +712,56 @@ def plot_ppf(
     slope = f["price_ratio"]  # p_1 / p_2
     q1max, q2max = float(q1[0]), float(q2[-1])
     grid = np.linspace(0.0, max(q1max, q2max / slope) * 1.05, 200)
-    for (name, v), col in zip(
-        (("B1", slope * q1max), ("C2", q2max)), (OKABE_ITO[5], OKABE_ITO[2]), strict=True
-    ):
-        line = v - slope * grid
-        keep = line >= 0
-        ax.plot(
-            grid[keep],
-            line[keep],
-            color=col,
-            lw=1.2,
-            ls=":",
-            label=f"world price line through {name}",
-        )
-    ax.plot([q1max], [0.0], "o", color=OKABE_ITO[5])
-    ax.annotate(r"$B_1$", (q1max, 0.0), textcoords="offset points", xytext=(4, 6))
-    ax.plot([0.0], [q2max], "o", color=OKABE_ITO[2])
-    ax.annotate(r"$C_2$", (0.0, q2max), textcoords="offset points", xytext=(6, 2))
+    corners = (
+        ("B1", (q1max, 0.0), slope * q1max, OKABE_ITO[5], (4, 6)),
+        ("C2", (0.0, q2max), q2max, OKABE_ITO[2], (6, 2)),
+    )
+    missing = []
+    for name, xy, income, col, offset in corners:
+        is_eq, text = _corner_state(name, eq, theta_S < theta)
+        tex = f"${name[0]}_{name[1]}$"
+        if is_eq:
+            line = income - slope * grid
+            keep = line >= 0
+            ax.plot(
+                grid[keep],
+                line[keep],
+                color=col,
+                lw=1.2,
+                ls=":",
+                label=f"world price line through {name}",
+            )
+            ax.plot(*xy, "o", color=col, ms=7, label=text, zorder=4)
+            ax.annotate(tex, xy, textcoords="offset points", xytext=offset)
+        else:
+            missing.append(name)
+            ax.plot(*xy, "o", ms=7, mfc="none", mec=NONE_COLOR, mew=1.5, label=text, zorder=4)
+            ax.annotate(
+                f"{tex} (not an equilibrium)",
+                xy,
+                textcoords="offset points",
+                xytext=offset,
+                color="dimgray",
+            )
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
     ax.set_xlabel(r"$Q_1$ (good 1, no externality)")
     ax.set_ylabel(r"$Q_2$ (good 2, clustering)")
     c = r_2 / r_1
+    kinds = {"B1": "", "C2": "", "D": "interior, "}
+    exist = [
+        f"{lab} ({kinds[lab]}{'stable' if eq['stable'][lab] else 'not stable'})"
+        for lab in eq["labels"]
+        if eq["exists"][lab]
+    ]
+    status = "equilibria: " + ", ".join(exist)
+    if missing:
+        status += "; not an equilibrium: " + ", ".join(missing)
+    if eq["knife_edge"]:
+        status += " (knife-edge point)"
     ax.set_title(
         rf"JDE Fig. 1: $r_1$ = {r_1:.3g}, $r_2$ = {r_2:.3g}, $\theta$ = {theta:.3g}"
-        rf" ($c$ = {c:.3g}), $L_S$ = {L_S:.3g}",
+        rf" ($c$ = {c:.3g}), $L_S$ = {L_S:.3g}" + "\n" + status,
         fontsize="medium",
     )
     ax.legend(fontsize="small", frameon=False)
