@@ -22,44 +22,15 @@ MARSHALL = os.environ.get("MARSHALL") or (_here if os.path.exists(_here) else sh
 WORKERS = int(os.environ.get("MARSHALL_WORKERS", "0"))  # 0: in the job's process
 
 
-# Standard figures per model (`marshall plot KIND`). Maps (phase, welfare, income-gap) use
-# the first two swept dimensions of the config, the other swept ones at their first value;
-# ppf and paths use the middle of every axis (the CLI's default).
-FIGURES = {
-    "standard": ["phase", "welfare", "income-gap", "ppf"],
-    "modes": ["phase", "welfare", "income-gap"],
-    "coordination": ["phase", "welfare", "income-gap"],
-    "dynamic": ["phase", "welfare", "income-gap", "paths"],
-}
-MAPS = ("phase", "welfare", "income-gap")
-
-
-def _swept(name):
-    return [a for a in SPECS[name].axes if len(a) > 1]
-
-
-def figure_kinds(name):
-    spec = SPECS[name]
-    kinds = [k for k in FIGURES.get(spec.model, []) if k not in MAPS or len(_swept(name)) >= 2]
-    return [k for k in kinds if k != "paths" or spec.save_paths]
-
-
-def figure_opts(name, kind):
-    if kind not in MAPS:
-        return ""
-    x, y, *rest = _swept(name)
-    at = " ".join(f"--at {a.name}={a.values[0]:.17g}" for a in rest)
-    return f"--x {x.name} --y {y.name} {at}".strip()
-
-
-FIGURE_FILES = [f"results/figures/{name}/{kind}.png" for name in CONFIGS
-                for kind in figure_kinds(name)]
+# Every cube's standard figures (its model's declaration: `marshall models`) are drawn
+# by one `marshall figures` job per cube: maps over the first two swept dimensions, the
+# other swept ones at their first value; ppf and paths at the middle of every axis.
 
 
 rule all:
     input:
         expand("results/cubes/{name}.done", name=CONFIGS),
-        FIGURE_FILES,
+        expand("results/figures/{name}", name=CONFIGS),
         "results/report.md",
 
 
@@ -78,7 +49,7 @@ if PARTS <= 1:
         log:
             "logs/cube/{name}.log",
         shell:
-            "({MARSHALL} run {input.config} --workers {WORKERS} --no-progress "
+            "({MARSHALL} run {input.config} --workers {WORKERS} --no-progress --overwrite "
             "&& {MARSHALL} verify {params.store} > {output.flag}) > {log} 2>&1"
 
 else:
@@ -92,7 +63,7 @@ else:
         log:
             "logs/cube_init/{name}.log",
         shell:
-            "{MARSHALL} init {input.config} > {output.flag} 2> {log}"
+            "{MARSHALL} init {input.config} --overwrite > {output.flag} 2> {log}"
 
     rule cube_part:
         """Stage 2: part I of N of the blocks (side by side, one cluster job each)."""
@@ -124,27 +95,24 @@ else:
 
 
 rule figures:
-    """One standard figure of a config's cube (`marshall plot`), after the cube is done."""
+    """Every standard figure of a config's cube, in one process (`marshall figures`)."""
     input:
         flag="results/cubes/{name}.done",
     output:
-        "results/figures/{name}/{kind}.png",
-    wildcard_constraints:
-        kind="|".join(k for kinds in FIGURES.values() for k in dict.fromkeys(kinds)),
+        directory("results/figures/{name}"),
     params:
         store=lambda w: str(SPECS[w.name].output),
-        opts=lambda w: figure_opts(w.name, w.kind),
     log:
-        "logs/figures/{name}/{kind}.log",
+        "logs/figures/{name}.log",
     shell:
-        "{MARSHALL} plot {params.store} {wildcards.kind} {params.opts} -o {output} > {log} 2>&1"
+        "{MARSHALL} figures {params.store} --dir {output} > {log} 2>&1"
 
 
 rule report:
     """results/report.md: every cube's regimes, claims and figures (`marshall report`)."""
     input:
         flags=expand("results/cubes/{name}.done", name=CONFIGS),
-        figures=FIGURE_FILES,
+        figures=expand("results/figures/{name}", name=CONFIGS),
     output:
         "results/report.md",
     log:

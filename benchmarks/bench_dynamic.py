@@ -56,6 +56,7 @@ import optimistix as optx  # noqa: E402
 from scipy.integrate import solve_ivp  # noqa: E402
 
 import pipeline._jax  # noqa: F401  (float64 on)
+from pipeline import _ode as ode  # noqa: E402
 from pipeline.models import dynamic as dyn  # noqa: E402
 
 J = 2
@@ -228,7 +229,7 @@ def main() -> None:
 
     def one_chunk(part, save: bool = True):
         m, arrs = part
-        # as the pipeline calls it: paths padded, cut by a numpy view (kernels._trim)
+        # as the pipeline calls it: paths padded, cut by a numpy view (the model's Kernel.post)
         out = kernel(*arrs, T=T, n_time=n_time, save_paths=save, pad_paths=True)
         return m, jax.block_until_ready(out)
 
@@ -272,7 +273,7 @@ def main() -> None:
 
     # -- diffeqsolve, whole chunk as one system (paths only) ---------------------
     term = dfx.ODETerm(lambda t, x, args: dyn.vector_field(t, x, args))
-    ctrl = dfx.PIDController(rtol=dyn.RTOL, atol=dyn.ATOL, norm=optx.max_norm)
+    ctrl = dfx.PIDController(rtol=ode.RTOL, atol=ode.ATOL, norm=optx.max_norm)
 
     @jax.jit
     def one_system(x0, g_, eps_, Tc_):
@@ -305,7 +306,7 @@ def main() -> None:
             sol = dfx.diffeqsolve(
                 term, dfx.Tsit5(), 0.0, T, None, 1.0 - gi / ei, (gi, ei, 0.0),
                 saveat=dfx.SaveAt(ts=jnp.asarray(ts)),
-                stepsize_controller=dfx.PIDController(rtol=dyn.RTOL, atol=dyn.ATOL),
+                stepsize_controller=dfx.PIDController(rtol=ode.RTOL, atol=ode.ATOL),
                 max_steps=4096, throw=False,
             )  # fmt: skip
             return sol.ys

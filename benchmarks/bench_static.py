@@ -121,12 +121,12 @@ def bench_numpy(n: int, repeats: int = 3) -> float:
 
 def bench_kernel(block_points: int, repeats: int = 5) -> tuple[float, float, float, int]:
     """The jitted kernel alone on one block, all outputs to numpy: as the sweep runs it
-    (``run_kernel``: slices of at most ``kernels.STATIC_SLICE`` points) and as one call
+    (``run_kernel``: slices of at most the model's ``Kernel.slice`` points) and as one call
     over the whole block, side by side. Returns (sliced pts/s, whole-block pts/s,
     compile s of the sliced kernel, slice size)."""
     sys.path.insert(0, str(HERE.parent))
     import pipeline  # noqa: F401
-    from pipeline.kernels import _trim, batch_kernel, run_kernel, slicing, trace_count
+    from pipeline.kernels import batch_kernel, run_kernel, slicing, trace_count
 
     rng = np.random.default_rng(0)
     i = {
@@ -136,7 +136,7 @@ def bench_kernel(block_points: int, repeats: int = 5) -> tuple[float, float, flo
     whole = batch_kernel("coordination", 2, block_points)
     runs = {
         "sliced": lambda: run_kernel("coordination", 2, i),
-        "whole": lambda: _trim(whole(i)),
+        "whole": lambda: {k: np.asarray(v) for k, v in whole(i).items()},
     }
     traces = trace_count("coordination")
     t = time.perf_counter()

@@ -1,22 +1,27 @@
 """The ``marshall`` command line: thin over :mod:`pipeline.config`, :mod:`pipeline.run`,
-:mod:`pipeline.store`, :mod:`pipeline.query` and :mod:`pipeline.figures`."""
+:mod:`pipeline.store`, :mod:`pipeline.query` and :mod:`pipeline.figures`.
+
+Heavy libraries (JAX, xarray, zarr, matplotlib) are imported by the commands that use
+them, so ``marshall --help`` starts at once. Exit codes: 0 fine, 1 a failed check
+(missing blocks, a failing claim), 2 a usage error (bad config, unknown cube,
+dimension, expression), 130 interrupted; the reason is on stderr, never a traceback
+for a mistake of the user's.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
-
-from .config import ConfigError, SweepSpec, load_config
-from .store import StoreError
+from rich.markup import escape
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="marshall: sweeps of the economics of clusters and comparative advantage.",
@@ -25,20 +30,65 @@ console = Console(stderr=False)
 err = Console(stderr=True)
 
 
-def _load(config: Path, output: Path | None = None) -> SweepSpec:
-    try:
-        return load_config(config, output=output)
-    except ConfigError as exc:
-        err.print(f"[bold red]error:[/] invalid sweep config [cyan]{config}[/]")
-        for field, msg in exc.problems:
-            err.print(f"  [yellow]{field}[/]: {msg}", highlight=False)
-        err.print("Nothing was written. Fix the fields above and run again.")
-        raise typer.Exit(2) from None
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("marshall")
+        except PackageNotFoundError:  # pragma: no cover - not installed
+            v = "unknown"
+        typer.echo(f"marshall {v}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
+    ] = False,
+):
+    """marshall: sweeps of the economics of clusters and comparative advantage."""
 
 
 def _fail(msg: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {msg}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
     raise typer.Exit(code)
+
+
+def _load(config: Path, output: Path | None = None):
+    from .config import ConfigError, load_config
+
+    try:
+        spec = load_config(config, output=output)
+    except ConfigError as exc:
+        err.print(f"[bold red]error:[/] invalid sweep config [cyan]{escape(str(config))}[/]")
+        for field, msg in exc.problems:
+            err.print(f"  [yellow]{escape(field)}[/]: {escape(msg)}", highlight=False)
+        err.print("Nothing was written. Fix the fields above and run again.")
+        raise typer.Exit(2) from None
+    for note in spec.notes:
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    return spec
+
+
+def os_error_text(exc: OSError, what: str) -> str:
+    """A user's words for an OS error while writing ``what``: the real cause, and what to do."""
+    import errno
+
+    where = f" ({exc.filename})" if exc.filename else ""
+    cause = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"{cause} (the disk is full) while writing {what}{where}. The blocks finished "
+                "so far are kept; free space and run the same command to resume.")  # fmt: skip
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"cannot write {what}{where}: {cause}. Choose an output you can write to "
+                "(or fix the permissions).")  # fmt: skip
+    if exc.errno in (errno.ENOTDIR,):
+        return f"cannot write {what}{where}: a part of the path is a file, not a directory"
+    if exc.errno in (errno.ENOENT,):
+        return f"cannot write {what}{where}: {cause} (a dangling link or a removed folder?)"
+    return f"{cause} while writing {what}{where}; the blocks finished so far are kept"
 
 
 ConfigArg = Annotated[Path, typer.Argument(help="sweep config (YAML)")]
@@ -49,38 +99,29 @@ OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="override
 def plan(
     config: ConfigArg,
     output: OutputOpt = None,
-    workers: Annotated[int | None, typer.Option(help="workers for the estimate")] = None,
+    workers: Annotated[int | None, typer.Option(help="cores for the estimate")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
 ):
     """Grid size, chunk count, output size and a time estimate, without running."""
+    from rich.table import Table
+
     from .run import estimate
 
     spec = _load(config, output)
     est = estimate(spec, workers)
     if json_out:
-        console.print_json(
-            json.dumps(
-                {
-                    "points": est.points,
-                    "blocks": est.blocks,
-                    "block_points": est.block_points,
-                    "bytes": est.bytes,
-                    "seconds": est.seconds,
-                    "dims": list(spec.dims),
-                    "shape": list(spec.shape),
-                    "chunks": list(spec.chunks),
-                }
-            )
-        )
+        typer.echo(json.dumps({
+            "points": est.points, "blocks": est.blocks, "block_points": est.block_points,
+            "bytes": est.bytes, "seconds": est.seconds, "dims": list(spec.dims),
+            "shape": list(spec.shape), "chunks": list(spec.chunks),
+        }))  # fmt: skip
         return
+    m = spec.decl
     t = Table(
-        title=f"{spec.name}: model {spec.model}"
-        + (f", J = {spec.J}" if spec.model != "standard" else "")
+        title=f"{spec.name}: model {spec.model}" + (f", J = {spec.J}" if m.sectors is None else "")
     )
-    t.add_column("axis")
-    t.add_column("points", justify="right")
-    t.add_column("range")
-    t.add_column("chunk", justify="right")
+    for col, just in (("axis", "left"), ("points", "right"), ("range", "left"), ("chunk", "right")):
+        t.add_column(col, justify=just)
     for a, c in zip(spec.axes, spec.chunks):
         t.add_row(
             a.name, f"{len(a):,}", f"{a.values[0]:g} .. {a.values[-1]:g} ({a.spacing})", f"{c:,}"
@@ -90,7 +131,7 @@ def plan(
         console.print("fixed: " + ", ".join(f"{k} = {v:g}" for k, v in spec.fixed.items()))
     for line in est.lines():
         console.print(line)
-    console.print(f"output           {spec.output}")
+    console.print(f"output           {spec.output}", highlight=False)
 
 
 @app.command()
@@ -99,13 +140,16 @@ def run(
     output: OutputOpt = None,
     workers: Annotated[
         int | None,
-        typer.Option(help="local dask worker processes (default: one per core; 0 = this process)"),
+        typer.Option(
+            help="dask worker processes (default 0: compute in this process, the "
+            "fastest on one machine)"
+        ),
     ] = None,
     threads: Annotated[
         int | None,
         typer.Option(
-            help="with --workers 0: blocks computed at once (default: one per core for "
-            "the dynamic model, else 1)"
+            help="in this process: blocks computed at once (default: one per core "
+            "for a model whose kernel uses one core, else 1)"
         ),
     ] = None,
     scheduler: Annotated[
@@ -115,7 +159,9 @@ def run(
         str | None, typer.Option(help="'slurm': start dask workers as SLURM jobs (dask-jobqueue)")
     ] = None,
     jobs: Annotated[int, typer.Option(help="SLURM jobs with --cluster slurm")] = 4,
-    overwrite: Annotated[bool, typer.Option(help="replace an existing store")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="replace a marshall cube of another config at the output")
+    ] = False,
     part: Annotated[
         str | None,
         typer.Option(
@@ -127,17 +173,18 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """Compute a sweep into its zarr cube (resumes a killed run of the same config)."""
-    from .run import estimate
+    from .run import Interrupted, estimate
     from .run import run as run_sweep
+    from .store import StoreError
 
     spec = _load(config, output)
     part_t = _parse_part(part) if part else None
     if not quiet:
         est = estimate(spec, workers)
         console.print(
-            f"[bold]{spec.name}[/]: {est.points:,} points in {est.blocks:,} blocks, "
+            f"[bold]{escape(spec.name)}[/]: {est.points:,} points in {est.blocks:,} blocks, "
             f"~{est.lines()[2].split(maxsplit=2)[2]}, "
-            f"{est.lines()[3].split(maxsplit=2)[2]} -> {spec.output}",
+            f"{est.lines()[3].split(maxsplit=2)[2]} -> {escape(str(spec.output))}",
             highlight=False,
         )
     dask_cluster = None
@@ -158,16 +205,22 @@ def run(
         )
     except StoreError as exc:
         _fail(str(exc))
-    except OSError as exc:
-        _fail(
-            f"{exc.strerror or exc} while writing {spec.output} ({exc.filename or ''}). The "
-            "blocks finished so far are kept; free space and run the same command to resume."
+    except Interrupted as exc:
+        err.print(
+            f"interrupted after {exc.done:,} of {exc.total:,} blocks; run the same command "
+            "to resume",
+            highlight=False,
         )
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(130)  # not through interpreter shutdown: XLA's threads may still be busy
+    except OSError as exc:
+        _fail(os_error_text(exc, str(spec.output)))
     if not quiet:
         console.print(
             f"{res['action']}: computed {res['computed']} blocks, skipped "
             f"{res['skipped']} already done, in {res['seconds']:.1f} s "
-            f"({res['points'] / max(res['seconds'], 1e-9):,.0f} points/s)"
+            f"({res['computed_points'] / max(res['seconds'], 1e-9):,.0f} points/s)"
         )
         if res["finalized"]:
             names = ", ".join(res["finalized"]["regimes"].values())
@@ -191,70 +244,160 @@ def _parse_part(text: str) -> tuple[int, int]:
 def init(
     config: ConfigArg,
     output: OutputOpt = None,
-    overwrite: Annotated[bool, typer.Option(help="replace an existing store")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="replace a marshall cube of another config at the output")
+    ] = False,
 ):
     """Create the cube's template on disk (once); nothing is computed."""
     from .run import init as init_store
+    from .store import StoreError
 
     spec = _load(config, output)
     try:
         action = init_store(spec, overwrite=overwrite)
     except StoreError as exc:
         _fail(str(exc))
-    console.print(f"{spec.output}: {action}")
+    except OSError as exc:
+        _fail(os_error_text(exc, str(spec.output)))
+    console.print(f"{spec.output}: {action}", highlight=False)
 
 
 @app.command()
 def finalize(config: ConfigArg, output: OutputOpt = None):
     """Name the regimes and mark the cube complete once every block is done."""
     from .run import finalize_store
+    from .store import StoreError
 
     spec = _load(config, output)
     try:
         res = finalize_store(spec)
     except StoreError as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(os_error_text(exc, str(spec.output)))
     console.print(
         f"{spec.output}: complete; regimes: {', '.join(res['regimes'].values())}", highlight=False
     )
 
 
-@app.command()
-def verify(cube: Annotated[Path, typer.Argument(help="zarr store")]):
-    """List missing or incomplete blocks; exit 1 if any (0: the cube is complete)."""
-    import numpy as np
+def spec_of_cube(cube: Path):
+    """The sweep of an existing cube (its stored config, output = the cube)."""
+    import zarr
 
-    from .config import parse_config
+    from .config import ConfigError, parse_config
+
+    if not (cube / "zarr.json").is_file():
+        _fail(f"no marshall cube at {cube}", 2)
+    try:
+        attrs = dict(zarr.open_group(cube, mode="r").attrs)
+        return parse_config(attrs["config"], output=cube)
+    except (KeyError, ConfigError) as exc:
+        _fail(f"{cube} does not hold a readable marshall config ({exc})", 2)
+
+
+@app.command()
+def verify(
+    cube: Annotated[Path, typer.Argument(help="zarr store")],
+    repair: Annotated[
+        bool, typer.Option(help="recompute the damaged (and missing) blocks, then finalize")
+    ] = False,
+):
+    """Check every block: marked done, every chunk present and readable, data as
+    written. Exit 1 if a block is missing or damaged (0: the cube is complete)."""
     from .grid import Plan
-    from .store import done_blocks, open_cube
+    from .store import StoreError
+    from .store.verify import repair as repair_cube
+    from .store.verify import verify as verify_cube
+
+    spec = spec_of_cube(cube)
+    rep = verify_cube(spec)
+    plan = Plan.of(spec)
+    console.print(
+        f"{cube}: {rep.n_blocks} blocks, {rep.done} marked done, {len(rep.missing)} missing, "
+        f"{len(rep.damaged)} damaged",
+        highlight=False,
+    )
+    for b in (rep.missing + sorted(rep.damaged))[:50]:
+        reg = ", ".join(f"{d}[{s.start}:{s.stop}]" for d, s in zip(spec.dims, plan.region(b)))
+        what = "; ".join(rep.damaged[b]) if b in rep.damaged else "missing (not computed yet)"
+        console.print(f"  block {b}: {escape(what)}  {reg}", highlight=False)
+    if repair and not rep.ok:
+        try:
+            res = repair_cube(spec, rep)
+        except StoreError as exc:
+            _fail(str(exc))
+        rep = verify_cube(spec)
+        console.print(
+            f"repaired: recomputed {res['computed']} block(s); now {len(rep.missing)} missing, "
+            f"{len(rep.damaged)} damaged",
+            highlight=False,
+        )
+    if not rep.ok:
+        if rep.damaged and not repair:
+            err.print(f"run `marshall verify {cube} --repair` to recompute the damaged blocks")
+        raise typer.Exit(1)
+    import zarr
+
+    complete = dict(zarr.open_group(cube, mode="r").attrs).get("complete")
+    console.print("complete" + ("" if complete else " (not finalized: run again to finalize)"))
+
+
+@app.command()
+def models():
+    """Every registered model: its parameters, ranges, paper section and figures."""
+    from rich.table import Table
+
+    from .models import all_models
+
+    for m in all_models():
+        J = f"{m.sectors} goods" if m.sectors else "J sectors (sectors: 2..10)"
+        t = Table(title=f"{m.name}: {m.title} ({m.source}; {m.doc}); {J}", title_justify="left")
+        for col in ("parameter", "meaning", "range", "default", "units"):
+            t.add_column(col)
+        for p in m.params:
+            name = p.name.replace("{j}", "j") + (
+                f" (alias {', '.join(a.replace('{j}', 'j') for a in p.aliases)})"
+                if p.aliases else ""
+            )  # fmt: skip
+            t.add_row(name, p.meaning.replace("{j}", "j"), p.bounds_text(),
+                      "" if p.default is None else f"{p.default:g}", p.units)  # fmt: skip
+        console.print(t)
+        console.print(
+            f"  equilibria: {', '.join(m.labels(2 if m.sectors is None else m.sectors))}"
+            + (" (for J = 2)" if m.sectors is None else "")
+            + f"; claims: {', '.join(m.claim_labels())}; figures: {', '.join(m.figures)}\n",
+            highlight=False,
+        )
+
+
+@app.command()
+def new(
+    model: Annotated[str, typer.Argument(help="a registered model (see `marshall models`)")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write the config here (default: stdout)")
+    ] = None,
+    sectors: Annotated[int, typer.Option(help="J, for the sector models")] = 2,
+):
+    """Write a commented starter config for a model."""
+    from .models import ModelNotFound, get
+    from .starter import starter_config
 
     try:
-        ds = open_cube(cube)
-    except FileNotFoundError as exc:
-        _fail(str(exc))
-    spec = parse_config(ds.attrs["config"], output=cube)
-    plan = Plan.of(spec)
-    done = done_blocks(cube)
-    missing = [b for b in plan.blocks() if b not in done]
-    # a block marked done must have every point written
-    bad = []
-    mask = ds["done"]
-    for b in sorted(done):
-        reg = dict(zip(spec.dims, plan.region(b)))
-        if not bool(np.all(mask.isel(reg).values)):
-            bad.append(b)
-    console.print(
-        f"{cube}: {plan.n_blocks} blocks, {len(done)} marked done, "
-        f"{len(missing)} missing, {len(bad)} incomplete"
-    )
-    for b in (missing + bad)[:50]:
-        reg = ", ".join(f"{d}[{s.start}:{s.stop}]" for d, s in zip(spec.dims, plan.region(b)))
-        console.print(f"  block {b}: {'incomplete' if b in bad else 'missing'}  {reg}")
-    if missing or bad:
-        raise typer.Exit(1)
-    console.print(
-        "complete" + ("" if ds.attrs.get("complete") else " (not finalized: run again to finalize)")
-    )
+        m = get(model)
+    except ModelNotFound as exc:
+        _fail(str(exc), 2)
+    text = starter_config(m, model, sectors)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    if output.exists():
+        _fail(f"{output} exists; choose another file (marshall does not overwrite it)", 2)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+    except OSError as exc:
+        _fail(os_error_text(exc, str(output)), 2)
+    console.print(f"wrote {output}; edit it, then `marshall plan {output}`", highlight=False)
 
 
 from .cli_query import register as _register_query  # noqa: E402

@@ -1,4 +1,4 @@
-"""Commands that read cubes: ``marshall query``, ``claims``, ``plot`` and ``report``.
+"""Commands that read cubes: ``marshall query``, ``claims``, ``plot``, ``figures``, ``report``.
 
 Thin over :mod:`pipeline.query`, :mod:`pipeline.figures` and :mod:`pipeline.report`;
 added to the ``marshall`` app by :func:`register`. Exit codes: 0 fine, 1 a claim of the
@@ -31,20 +31,20 @@ class Format(StrEnum):
     json = "json"
 
 
-class Kind(StrEnum):
-    phase = "phase"
-    welfare = "welfare"
-    income_gap = "income-gap"
-    paths = "paths"
-    ppf = "ppf"
-
-
 CubeArg = Annotated[Path, typer.Argument(help="cube (zarr store)")]
 AtOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--at", help="fix a parameter at its nearest grid value: k=v (repeat, or k=v,k2=v2)"
+        "--at",
+        help="fix a parameter at a grid value: k=v (repeat, or k=v,k2=v2); the nearest "
+        "grid point inside the grid (see --nearest)",
     ),
+]
+NearestOpt = Annotated[
+    bool,
+    typer.Option(
+        "--nearest", help="take the nearest grid point also for values outside the grid (its edge)"
+    ),  # fmt: skip
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, csv or json")]
 
@@ -150,34 +150,57 @@ def query(
         bool, typer.Option("--summary", help="regime shares (of the --where points, if given)")
     ] = False,
     fmt: FormatOpt = Format.table,
-    limit: Annotated[int, typer.Option(help="rows of --where points to list")] = 20,
+    limit: Annotated[int, typer.Option(help="rows of --where points to list (0: all)")] = 20,
+    nearest: NearestOpt = False,
 ):
     """Look into a cube: a summary with regime shares (default), the equilibria at a grid
     point (--at), or the points where an expression holds (--where)."""
     import pandas as pd
 
+    from .query import QueryError
+    from .query.tables import per_target
+
+    if limit < 0:
+        _fail(f"--limit must be >= 0 (0: every matching point); got {limit}")
     ds = _open(cube)
     acc = ds.marshall
     params = parse_at(at)
+    method = "nearest" if nearest else None
     if params and where:
         _fail("give --at (one point) or --where (a set of points), not both")
     try:
         if params:
-            df = acc.at(**params)
+            df = acc.at(method=method, **params)
             a = df.attrs
+            has_tr = bool(per_target(ds))
             if fmt is Format.json:
                 out = {k: v for k, v in a.items()} | {
                     "equilibria": df.reset_index().to_dict("records")
                 }
-                if "jump" in ds:
-                    out["transition"] = acc.transition(**params).reset_index().to_dict("records")
+                if has_tr:
+                    out["transition"] = (
+                        acc.transition(method=method, **params).reset_index().to_dict("records")
+                    )
                 _emit_json(out)
+                return
+            if fmt is Format.csv:  # one row per equilibrium, with the point's coordinates
+                flat = df.reset_index()
+                for k, v in reversed(list(a["coords"].items())):
+                    flat.insert(0, k, v)
+                _print_df(flat, None, fmt, index=False)
                 return
             if fmt is Format.table:
                 console.print(
-                    f"[bold]{cube}[/] at the nearest grid point: {_coords_line(a['coords'])}",
+                    f"[bold]{escape(str(cube))}[/] at the grid point "
+                    f"{escape(_coords_line(a['coords']))}",
                     highlight=False,
                 )
+                for d, (asked, used) in a["snapped"].items():
+                    console.print(
+                        f"[yellow]note:[/] {d} = {asked:.6g} is not on the grid; the nearest grid "
+                        f"point {d} = {used:.6g} is shown",
+                        highlight=False,
+                    )
                 if not a["done"]:
                     console.print("[yellow]this point is not computed yet[/]")
                 else:
@@ -188,12 +211,20 @@ def query(
                         highlight=False,
                     )
             _print_df(df, "equilibria", fmt)
-            if "jump" in ds and fmt is Format.table:
-                _print_df(acc.transition(**params), "transition (per target sector k)", fmt)
+            if a["claims"]:
+                console.print(
+                    "claims here: " + ", ".join(f"{c} {v}" for c, v in a["claims"].items()),
+                    highlight=False,
+                )
+            if has_tr:
+                _print_df(
+                    acc.transition(method=method, **params), "transition (per target sector k)",
+                    fmt,
+                )  # fmt: skip
             return
         if where and not summary:
             mask = acc.where(where)
-            pts = acc.points(mask, limit=limit)
+            pts = acc.points(mask, limit=limit or None)
             n, total = pts.attrs["matches"], int(acc.done.sum())
             if fmt is Format.table:
                 console.print(
@@ -232,9 +263,10 @@ def query(
         if fmt is Format.csv:
             _print_df(table, None, fmt)
             return
-        J = f", J = {s['sectors']}" if s["model"] != "standard" else ""
+        m = acc.decl()
+        J = f", J = {s['sectors']}" if m is None or m.sectors is None else ""
         console.print(
-            f"[bold]{cube}[/]: model {s['model']}{J}"
+            f"[bold]{escape(str(cube))}[/]: model {escape(s['model'])}{J}"
             + (f" -- {s['description']}" if s["description"] else ""),
             highlight=False,
         )
@@ -255,7 +287,7 @@ def query(
         )
         title = "regime shares" + (f" where {where}" if where else "") + f" ({n:,} points)"
         _print_df(table.assign(share=[f"{v:.2%}" for v in shares]), title, fmt)
-    except ValueError as exc:
+    except QueryError as exc:
         _fail(str(exc))
 
 
@@ -269,11 +301,13 @@ def claims(
 ):
     """Check the paper's claims over a cube: exit 1 if a claim fails at a computed point
     where its assumptions hold."""
+    from .query import QueryError
+
     ds = _open(cube)
     acc = ds.marshall
     try:
         df = acc.claims(examples=examples)
-    except ValueError as exc:
+    except QueryError as exc:
         _fail(str(exc))
     failed = df[df["failed"] > 0]
     if fmt is Format.json:
@@ -307,9 +341,11 @@ def claims(
             for ex in r["examples"]:
                 console.print("  " + _coords_line(ex), highlight=False)
         if int(df["checked"].sum()) == 0:
+            m = acc.decl()
             console.print(
-                "no computed point satisfies the claims' assumptions (MODEL.md sec. 3: "
-                "r_j and r_j/theta_j decreasing, L_S >= max Lbar_j, not knife-edge)",
+                "no computed point satisfies the claims' assumptions (see "
+                f"{m.doc + '-claims' if m else 'docs/models.md'}: e.g. r_j and r_j/theta_j "
+                "decreasing, L_S >= max Lbar_j, not knife-edge)",
                 highlight=False,
             )
         if not ds.attrs.get("complete"):
@@ -326,24 +362,26 @@ def claims(
 # ------------------------------------------------------------------------- plot
 
 
-def _middle(ds, dims, given: dict) -> dict:
-    """``given`` plus the middle grid value of every other swept dim longer than 1."""
-    out = dict(given)
-    for d in dims:
-        if d not in out and ds.sizes[d] > 1:
-            vals = ds[d].values
-            out[d] = float(vals[len(vals) // 2])
-            err.print(
-                f"note: {d} fixed at the middle of its axis, {out[d]:.6g} "
-                f"(choose with --at {d}=...)",
-                highlight=False,
-            )
-    return out
+def _save(obj, output: Path, dpi: int) -> None:
+    from . import figures
+
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        figures.save(obj, output, dpi=dpi)
+    except OSError as exc:
+        from .cli import os_error_text
+
+        _fail(os_error_text(exc, str(output)))
 
 
 def plot(
     cube: CubeArg,
-    kind: Annotated[Kind, typer.Argument(help="phase, welfare, income-gap, paths or ppf")],
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="phase, welfare, income-gap, paths, or a figure of the cube's model (e.g. ppf)"
+        ),
+    ],  # fmt: skip
     output: Annotated[Path, typer.Option("--output", "-o", help="image file: .png, .svg or .pdf")],
     x: Annotated[
         str | None, typer.Option("--x", help="swept dim on the x axis (default: the first)")
@@ -353,15 +391,18 @@ def plot(
     ] = None,
     at: AtOpt = None,
     equilibrium: Annotated[
-        str | None, typer.Option(help="income-gap: equilibrium label (default B1)")
+        str | None, typer.Option(help="income-gap: equilibrium label (model's default)")
     ] = None,
     dpi: Annotated[int, typer.Option(help="resolution of png output")] = 150,
 ):
-    """Draw a figure of a cube into an image file (format from the suffix)."""
+    """Draw a figure of a cube into an image file (format from the suffix). Swept
+    dimensions not on an axis are fixed at their first value (maps) or the middle of
+    their axis (paths, ppf) unless given with --at."""
     import matplotlib
 
     matplotlib.use("Agg")
     from . import figures
+    from .query import QueryError
 
     if output.suffix.lower() not in PLOT_SUFFIXES:
         _fail(
@@ -369,41 +410,44 @@ def plot(
             f"{', '.join(PLOT_SUFFIXES)}"
         )
     ds = _open(cube)
-    acc = ds.marshall
     params = parse_at(at)
+    notes: list[str] = []
     try:
-        if kind in (Kind.phase, Kind.welfare, Kind.income_gap):
-            dims = [d for d in acc.params if d not in params]
-            if x is None:
-                x = next((d for d in dims if d != y), None)
-            if y is None:
-                y = next((d for d in dims if d != x), None)
-            if x is None or y is None:
-                _fail(
-                    f"a {kind.value} map needs two swept dimensions; this cube sweeps "
-                    f"{', '.join(acc.params) or 'none'}"
-                )
-            if kind is Kind.phase:
-                obj = figures.plot_phase(ds, x, y, at=params)
-            elif kind is Kind.welfare:
-                obj = figures.plot_welfare(ds, x, y, at=params)
-            else:
-                eq = equilibrium or ("B1" if "B1" in acc.labels else acc.labels[0])
-                obj = figures.plot_income_gap(ds, eq, x, y, at=params)
-        elif kind is Kind.paths:
-            if "x_path" not in ds:
-                _fail(
-                    "this cube has no transition paths: they exist only for model 'dynamic' "
-                    "with 'save_paths: true' in the config"
-                )
-            obj = figures.plot_paths(ds, at=_middle(ds, acc.params, params))
-        else:
-            obj = figures.plot_ppf(ds=ds, at=_middle(ds, acc.params, params))
-    except ValueError as exc:
+        obj = figures.plot_kind(ds, kind, x=x, y=y, at=params, equilibrium=equilibrium,
+                                fill=False, notes=notes)  # fmt: skip
+    except QueryError as exc:
         _fail(str(exc))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figures.save(obj, output, dpi=dpi)
+    for note in notes:
+        err.print(f"note: {note} (choose with --at)", highlight=False)
+    _save(obj, output, dpi)
     console.print(f"wrote {output}", highlight=False)
+
+
+def figures_cmd(
+    cube: CubeArg,
+    outdir: Annotated[Path, typer.Option("--dir", "-d", help="folder for the figures")],
+    fmt: Annotated[str, typer.Option("--format", help="png, svg or pdf")] = "png",
+    dpi: Annotated[int, typer.Option(help="resolution of png output")] = 150,
+):
+    """Draw every standard figure of a cube (its model's list) into a folder, in one
+    process: DIR/<kind>.<format>."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import figures
+    from .query import QueryError
+
+    if "." + fmt.lower() not in PLOT_SUFFIXES:
+        _fail(f"--format {fmt!r}: use one of png, svg, pdf")
+    ds = _open(cube)
+    kinds = figures.figure_kinds(ds)
+    for kind in kinds:
+        try:
+            obj = figures.plot_kind(ds, kind)
+        except QueryError as exc:
+            _fail(f"{kind}: {exc}")
+        _save(obj, outdir / f"{kind}.{fmt.lower()}", dpi)
+    console.print(f"wrote {len(kinds)} figures to {outdir}: {', '.join(kinds)}", highlight=False)
 
 
 # ----------------------------------------------------------------------- report
@@ -425,6 +469,10 @@ def report(
         build_report(results, output, figures_dir)
     except FileNotFoundError as exc:
         _fail(str(exc))
+    except OSError as exc:
+        from .cli import os_error_text
+
+        _fail(os_error_text(exc, str(output)))
     console.print(f"wrote {output} ({len(find_cubes(results))} cubes)", highlight=False)
 
 
@@ -433,4 +481,10 @@ def register(app: typer.Typer) -> None:
     app.command("query")(query)
     app.command("claims")(claims)
     app.command("plot")(plot)
+    app.command("figures")(figures_cmd)
     app.command("report")(report)
+    try:
+        from .explore.cli import register as _explore
+    except ImportError:  # the browser page's libraries are not installed
+        return
+    _explore(app)

@@ -36,7 +36,7 @@ NONE_COLOR = "#bbbbbb"
 #: equilibrium does not exist (income-gap maps)
 ABSENT_COLOR = "#dddddd"
 #: point not computed yet
-MISSING_COLOR = "#ffffff"
+MISSING_COLOR = "#f2f2f2"
 
 #: regimes of the shipped models, each with its palette colour (order = palette order)
 FIXED: dict[str, str] = dict(

@@ -1,23 +1,23 @@
 r"""Figures from a cube: ``plot_*(ds, ..., ax=None)`` returns the Axes (or the Figure of
 a multi-panel plot). Nothing here computes equilibria: every value drawn is read from
-the cube, except the PPF of JDE Fig. 1, which comes from the model's own helper
-:func:`pipeline.models.standard.ppf`, and the analytic boundaries, which are MODEL.md's
-closed forms (:meth:`pipeline.query.MarshallAccessor.boundaries`).
+the cube, except the PPF of JDE Fig. 1 (the standard model's own helpers) and the
+analytic boundaries, which come from the model's margins, the same code that classified
+the cube (:func:`pipeline.query.boundaries.boundaries`).
 
 - :func:`plot_phase` -- the regime (set of stable equilibria) on a 2-D slice, with the
-  analytic boundaries overlaid;
+  analytic boundaries overlaid and knife-edge cells hatched;
 - :func:`plot_welfare` -- the best equilibrium and the best/worst wage ratio (and
   ``pv_gain`` per target for dynamic cubes);
 - :func:`plot_income_gap` -- ``1 / w`` of one equilibrium;
 - :func:`plot_paths` -- ``x_k(t)`` and the wage path of each target (dynamic cubes saved
   with ``save_paths: true``);
-- :func:`plot_ppf` -- the production possibility frontier of JDE Fig. 1.
+- :func:`plot_ppf` -- the production possibility frontier of JDE Fig. 1;
+- :func:`plot_kind` / :func:`figure_kinds` -- a figure by name, and the standard
+  figures of a cube (from its model's declaration).
 
-Colours: a colour-blind-safe palette (Okabe-Ito without black, then Paul Tol's "muted");
-:func:`regime_colors` maps a cube's regimes to it deterministically (by regime code),
-:func:`label_colors` its equilibrium labels (by label order), so a pixel's colour can be
-mapped back to the regime. Beyond 16 regimes colours come from matplotlib's ``tab20``
-(not colour-blind-safe). Axes are labelled with the paper's symbols (coordinate attribute
+Colours: one fixed colour per regime name and per equilibrium label
+(:mod:`pipeline.colors`), the same in every figure and cube, so a pixel's colour maps
+back to its regime. Axes are labelled with the paper's symbols (coordinate attribute
 ``symbol``, mathtext) and are logarithmic where the axis was swept with ``logspace``.
 """
 
@@ -37,28 +37,22 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from . import query as _query  # noqa: F401  (registers ds.marshall)
-from .query import NON_PARAM_DIMS, SETTINGS
+from .colors import (
+    ABSENT_COLOR,
+    MISSING_COLOR,
+    NONE_COLOR,
+    OKABE_ITO,
+    PALETTE,
+    label_color,
+    regime_color,
+)
+from .query import QueryError
+from .query import meta as _meta
 
-OKABE_ITO = ["#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7"]
-TOL_MUTED = [
-    "#cc6677",
-    "#332288",
-    "#ddcc77",
-    "#117733",
-    "#88ccee",
-    "#882255",
-    "#44aa99",
-    "#999933",
-    "#aa4499",
-]
-#: the categorical palette (16 colour-blind-safe colours)
-PALETTE = OKABE_ITO + TOL_MUTED
-#: regime "none" (no stable equilibrium)
-NONE_COLOR = "#bbbbbb"
-#: equilibrium does not exist (income-gap maps)
-ABSENT_COLOR = "#dddddd"
-#: point not computed
-MISSING_COLOR = "#ffffff"
+#: cells where a quantity is infinite (e.g. a wage ratio over a zero wage)
+INFINITE_COLOR = "#4d4d4d"
+#: hatch over knife-edge cells of a phase diagram
+KNIFE_HATCH = "xxxx"
 BOUNDARY_STYLES = [
     "-",
     "--",
@@ -72,29 +66,18 @@ BOUNDARY_STYLES = [
 
 
 def _color(i: int) -> str:
-    if i < len(PALETTE):
-        return PALETTE[i]
-    from matplotlib.colors import to_hex
-
-    return to_hex(plt.get_cmap("tab20")((i - len(PALETTE)) % 20))
+    return PALETTE[i % len(PALETTE)]
 
 
 def regime_colors(ds: xr.Dataset) -> dict[str, str]:
-    """``{regime name: hex colour}`` for every regime of the cube, assigned in order of
-    regime code (``"none"`` is always :data:`NONE_COLOR`)."""
-    out, i = {}, 0
-    for code, name in ds.marshall.regime_names().items():
-        if code == 0:
-            out[name] = NONE_COLOR
-        else:
-            out[name] = _color(i)
-            i += 1
-    return out
+    """``{regime name: hex colour}`` for every regime of the cube
+    (:func:`pipeline.colors.regime_color`: fixed per name, whatever the cube)."""
+    return {name: regime_color(name) for name in ds.marshall.regime_names().values()}
 
 
 def label_colors(ds: xr.Dataset) -> dict[str, str]:
-    """``{equilibrium label: hex colour}`` in label order (for best-equilibrium maps)."""
-    return {lab: _color(i) for i, lab in enumerate(ds.marshall.labels)}
+    """``{equilibrium label: hex colour}`` (fixed per label, for best-equilibrium maps)."""
+    return {lab: label_color(lab) for lab in ds.marshall.labels}
 
 
 # --------------------------------------------------------------------- helpers
@@ -131,8 +114,10 @@ def _axis_label(ds: xr.Dataset, name: str) -> str:
 
 def _fixed_text(sub: xr.Dataset, skip: Sequence[str] = ()) -> str:
     parts = []
+    not_params = set(_meta.label_dims(sub)) | {"equilibrium", "claim", "sector", "target", "time"}
+    not_params |= _meta.settings(sub)
     for k, c in sub.coords.items():
-        if c.ndim == 0 and k not in NON_PARAM_DIMS and k not in SETTINGS and k not in skip:
+        if c.ndim == 0 and k not in not_params and k not in skip:
             v = float(c.values)
             parts.append(f"{symbol(sub, k)} = {v:.4g}")
     return ", ".join(parts)
@@ -161,8 +146,10 @@ def _new_ax(ax, figsize=(7.5, 4.8)):
 
 def _title(ds: xr.Dataset, what: str, sub: xr.Dataset, x: str, y: str) -> str:
     model = ds.attrs.get("model", "")
+    m = ds.marshall.decl()
     J = ds.attrs.get("sectors")
-    head = f"{model}" + (f" (J = {J})" if model != "standard" and J else "") + f": {what}"
+    show_J = J and (m is None or m.sectors is None)
+    head = f"{model}" + (f" (J = {J})" if show_J else "") + f": {what}"
     fixed = _fixed_text(sub, skip=(x, y))
     return head + (f"\n{fixed}" if fixed else "")
 
@@ -212,8 +199,8 @@ def _log_ticks(axis) -> None:
 
 
 def draw_boundaries(ax, ds: xr.Dataset, x: str, y: str, at: Mapping[str, Any] | None = None):
-    """Overlay the analytic boundaries of MODEL.md on a slice (black lines on a white halo,
-    one dash pattern each); returns ``(boundaries, legend handles)``."""
+    """Overlay the analytic boundaries (from the model's margins) on a slice: black lines
+    on a white halo, one dash pattern each; returns ``(boundaries, legend handles)``."""
     bnds = ds.marshall.boundaries(x, y, at=at)
     handles = []
     halo = [patheffects.withStroke(linewidth=3.0, foreground="white")]
@@ -245,15 +232,19 @@ def plot_phase(
     legend: bool = True,
 ):
     """Regime map of the 2-D slice ``(x, y)``: each cell coloured by its set of stable
-    equilibria (:func:`regime_colors`), the analytic boundaries of MODEL.md overlaid.
+    equilibria (one fixed colour per regime name), knife-edge cells hatched (a defining
+    condition holds with equality there: a tie or a continuum of equilibria), points
+    not computed yet in grey, and the analytic boundaries overlaid.
 
-    ``at`` fixes the other swept parameters (nearest grid value); a ``ValueError`` names
-    an unknown dimension or the dimensions left over. Returns the Axes.
+    ``at`` fixes the other swept parameters (grid values); a :class:`QueryError` names
+    an unknown dimension, a value off the grid or the dimensions left over. Returns
+    the Axes.
     """
     acc = ds.marshall
     sub = acc.slice2d(x, y, at).compute()
     reg = np.asarray(sub["regime"].transpose(y, x).values)
     done = np.asarray(sub["done"].transpose(y, x).values, bool)
+    knife = np.asarray(sub["knife_edge"].transpose(y, x).values, bool) & done
     names = acc.regime_names()
     colors = regime_colors(ds)
     idx = np.full(reg.shape, np.nan)
@@ -261,16 +252,29 @@ def plot_phase(
         idx[(reg == code) & done] = i
     ax = _new_ax(ax)
     _categorical(ax, sub, x, y, idx, [colors[n] for n in names.values()])
+    if knife.any():
+        ax.pcolor(_edges(sub[x]), _edges(sub[y]), np.ma.masked_where(~knife, np.zeros(knife.shape)),
+                  hatch=KNIFE_HATCH, facecolor="none", edgecolor="0.25", linewidth=0.0,
+                  cmap=ListedColormap([(0, 0, 0, 0)]), zorder=2)  # fmt: skip
     _setup_axes(ax, sub, x, y)
     ax.set_title(_title(ds, "regimes (stable equilibria)", sub, x, y), fontsize="medium")
     lines = draw_boundaries(ax, ds, x, y, at=at)[1] if boundaries else []
     if legend:
         present = [(c, n) for c, n in names.items() if np.any((reg == c) & done)]
         handles = [Patch(facecolor=colors[n], edgecolor="0.3", label=n) for _, n in present]
+        if knife.any():
+            handles.append(
+                Patch(
+                    facecolor="white",
+                    edgecolor="0.25",
+                    hatch=KNIFE_HATCH,
+                    label="knife-edge (a condition holds with equality)",
+                )
+            )
         if not done.all():
             handles.append(Patch(facecolor=MISSING_COLOR, edgecolor="0.3", label="not computed"))
         if lines:
-            handles.append(Patch(visible=False, label="boundaries (MODEL.md):"))
+            handles.append(Patch(visible=False, label="boundaries (docs/models.md):"))
         _legend_outside(ax, handles + lines, "stable equilibria")
     return ax
 
@@ -307,40 +311,59 @@ def _heat(
     norm=None,
     absent: np.ndarray | None = None,
     absent_label: str | None = None,
+    undefined_label: str = "not defined here",
 ):
-    """Continuous map; cells in ``absent`` are drawn in :data:`ABSENT_COLOR`."""
+    """Continuous map of the finite ``values``; every other cell is drawn in a labelled
+    colour, never left blank: not computed (:data:`MISSING_COLOR`), ``absent`` (e.g. the
+    equilibrium does not exist; :data:`ABSENT_COLOR`), infinite
+    (:data:`INFINITE_COLOR`) and any other NaN at a computed point (``undefined_label``,
+    :data:`NONE_COLOR`)."""
     xe, ye = _edges(sub[x]), _edges(sub[y])
-    if absent is not None and absent.any():
-        ax.pcolormesh(
-            xe,
-            ye,
-            np.ma.masked_where(~absent, np.zeros(absent.shape)),
-            cmap=ListedColormap([ABSENT_COLOR]),
-            shading="flat",
-            rasterized=True,
-        )
+    done = np.asarray(sub["done"].transpose(y, x).values, bool)
+    absent = np.zeros(done.shape, bool) if absent is None else (absent & done)
+    inf = np.isinf(values) & done & ~absent
+    undefined = np.isnan(values) & done & ~absent
+    cats = [
+        (~done, MISSING_COLOR, "not computed"),
+        (absent, ABSENT_COLOR, absent_label or "does not exist"),
+        (inf, INFINITE_COLOR, "infinite (a wage of 0)"),
+        (undefined, NONE_COLOR, undefined_label),
+    ]
+    handles = []
+    for mask, color, text in cats:
+        if mask.any():
+            grey = np.ma.masked_where(~mask, np.zeros(mask.shape))
+            ax.pcolormesh(
+                xe, ye, grey, cmap=ListedColormap([color]), shading="flat", rasterized=True
+            )
+            handles.append(Patch(facecolor=color, edgecolor="0.3", label=text))
     cm = plt.get_cmap(cmap).with_extremes(bad=(0, 0, 0, 0))
+    shown = np.where(np.isfinite(values), values, np.nan)
     mesh = ax.pcolormesh(
-        xe, ye, np.ma.masked_invalid(values), cmap=cm, norm=norm, shading="flat", rasterized=True
+        xe, ye, np.ma.masked_invalid(shown), cmap=cm, norm=norm, shading="flat", rasterized=True
     )
     ax.figure.colorbar(mesh, ax=ax, label=label)
     _setup_axes(ax, sub, x, y)
-    if absent is not None and absent.any() and absent_label:
+    if handles:
         ax.legend(
-            handles=[Patch(facecolor=ABSENT_COLOR, edgecolor="0.3", label=absent_label)],
+            handles=handles,
             loc="upper left",
             bbox_to_anchor=(0.0, -0.14),
             fontsize="small",
             frameon=False,
+            ncols=min(len(handles), 2),
         )
     return mesh
 
 
 def _panel_ratio(ax, ds, sub, x, y):
     w = sub["wage"]
-    ratio = (w.max("equilibrium") / w.min("equilibrium")).where(sub["done"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (w.max("equilibrium") / w.min("equilibrium")).where(sub["done"])
     vals = np.asarray(ratio.transpose(y, x).values, float)
-    _heat(ax, sub, x, y, vals, "viridis", r"$w_{\mathrm{best}}/w_{\mathrm{worst}}$")
+    none = np.asarray((sub["n_equilibria"] == 0).transpose(y, x).values, bool)
+    _heat(ax, sub, x, y, vals, "viridis", r"$w_{\mathrm{best}}/w_{\mathrm{worst}}$",
+          absent=none, absent_label="no equilibrium")  # fmt: skip
     ax.set_title("best / worst equilibrium wage", fontsize="medium")
 
 
@@ -364,6 +387,7 @@ def _panel_pv(ax, ds, sub, x, y, k):
         "RdBu_r" if norm is not None else "viridis",
         "pv_gain (gain over staying in B1)",
         norm=norm,
+        undefined_label="not defined (baseline wage w_B = 0 or failed solve: see status)",
     )
     ax.set_title(f"coordinate in sector {k}: present-value gain", fontsize="medium")
 
@@ -405,7 +429,7 @@ def plot_welfare(
         if kind == "pv_gain" and "pv_gain" in ds:
             kind = panels[2]
         if kind not in panels:
-            raise ValueError(f"unknown welfare panel {kind!r}; choose one of {', '.join(panels)}")
+            raise QueryError(f"unknown welfare panel {kind!r}; choose one of {', '.join(panels)}")
         ax = _new_ax(ax)
         _draw_welfare(ax, ds, sub, x, y, kind)
         return ax
@@ -422,7 +446,7 @@ def plot_welfare(
     else:
         axes = list(np.ravel(ax))
         if len(axes) != len(panels):
-            raise ValueError(
+            raise QueryError(
                 f"plot_welfare draws {len(panels)} panels ({', '.join(panels)}); "
                 f"got {len(axes)} axes"
             )
@@ -455,10 +479,11 @@ def plot_income_gap(
     cells where it does not exist are grey. Returns the Axes."""
     labs = ds.marshall.labels
     if equilibrium not in labs:
-        raise ValueError(f"unknown equilibrium {equilibrium!r}; this cube has {', '.join(labs)}")
+        raise QueryError(f"unknown equilibrium {equilibrium!r}; this cube has {', '.join(labs)}")
     sub = ds.marshall.slice2d(x, y, at).compute()
     w = sub["wage"].sel(equilibrium=equilibrium).where(sub["done"]).transpose(y, x)
-    gap = 1.0 / np.asarray(w.values, float)
+    with np.errstate(divide="ignore"):
+        gap = 1.0 / np.asarray(w.values, float)
     done = np.asarray(sub["done"].transpose(y, x).values, bool)
     ex = np.asarray(sub["exists"].sel(equilibrium=equilibrium).transpose(y, x).values, bool)
     fin = gap[np.isfinite(gap)]
@@ -499,7 +524,7 @@ def plot_paths(
     South's wage ``w_k(t)`` (right; dashed: the ``B1`` baseline wage) for each target
     ``k``. Needs a cube saved with ``save_paths: true``. Returns the Figure."""
     if "x_path" not in ds or "wage_path" not in ds:
-        raise ValueError(
+        raise QueryError(
             "this cube has no transition paths (x_path, wage_path): they exist "
             "only for model 'dynamic' with 'save_paths: true' in the config"
         )
@@ -509,13 +534,13 @@ def plot_paths(
     targets = tv if targets is None else list(targets)
     for k in targets:
         if k not in tv:
-            raise ValueError(f"unknown target {k!r}; targets: {tv}")
+            raise QueryError(f"unknown target {k!r}; targets: {tv}")
     if ax is None:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
     else:
         axes = list(np.ravel(ax))
         if len(axes) != 2:
-            raise ValueError("plot_paths draws 2 panels; pass two axes")
+            raise QueryError("plot_paths draws 2 panels; pass two axes")
         fig = axes[0].figure
     t = np.asarray(sub["time"].values, float)
     for i, k in enumerate(targets):
@@ -567,12 +592,15 @@ def plot_paths(
 
 
 def ppf_params(ds: xr.Dataset, at: Mapping[str, Any] | None = None) -> dict[str, float]:
-    """Parameters of :func:`plot_ppf` at a point of a ``standard`` cube (``at``: nearest
-    values; swept dims not given default to the middle of their axis)."""
-    if ds.attrs.get("model") != "standard":
-        raise ValueError(
-            f"the PPF (JDE Fig. 1) is drawn for model 'standard'; this cube is "
-            f"{ds.attrs.get('model')!r}"
+    """Parameters of :func:`plot_ppf` at a point of a cube whose model draws the PPF
+    (``at``: grid values; swept dims not given default to the middle of their axis)."""
+    from .models import standard
+
+    m = ds.marshall.decl()
+    if m is None or "ppf" not in m.figures:
+        raise QueryError(
+            f"the PPF (JDE Fig. 1) is drawn for model 'standard'; this cube's model "
+            f"{ds.attrs.get('model')!r} does not draw it"
         )
     acc = ds.marshall
     at = dict(at or {})
@@ -581,81 +609,41 @@ def ppf_params(ds: xr.Dataset, at: Mapping[str, Any] | None = None) -> dict[str,
             vals = ds[d].values
             at[d] = float(vals[len(vals) // 2])
     p = acc.coords_of(ds.isel(acc.indexers(at, require_all=True)))
-    out = {}
-    for j in (1, 2):
-        if f"r_{j}" in p:
-            out[f"r_{j}"] = float(p[f"r_{j}"])
-            out[f"lam_{j}N"] = 1.0
-        else:
-            out[f"r_{j}"] = float(p[f"lam_{j}S"]) / float(p[f"lam_{j}N"])
-            out[f"lam_{j}N"] = float(p[f"lam_{j}N"])
-    alpha, Lbar = p.get("alpha"), p.get("Lbar")
-    theta = float(p["theta"]) if "theta" in p else 1.0 + float(alpha) * float(Lbar)
-    # the cluster size as the cube's kernels derive it (pipeline.kernels.resolve_inputs)
-    if alpha is None and Lbar is not None:
-        alpha = (theta - 1.0) / float(Lbar)
-    elif Lbar is None and alpha is not None:
-        Lbar = (theta - 1.0) / float(alpha)
-    L_S = float(p.get("L_S", math.inf))
-    if not math.isfinite(L_S):  # scale never binds: draw a South that just completes it
-        L_S = float(Lbar) if Lbar is not None else 1.0
-    out.update(
-        theta=theta,
-        L_S=L_S,
-        alpha=None if alpha is None else float(alpha),
-        Lbar=None if Lbar is None else float(Lbar),
-    )
-    return out
+    return standard.ppf_point({k: v for k, v in p.items() if isinstance(v, (int, float))})
 
 
 def _ppf_scale(
     theta: float, L_S: float, alpha: float | None, Lbar: float | None
 ) -> tuple[float, float, float]:
-    """``(alpha, Lbar, theta_S)`` of a frontier, consistent with ``theta = 1 + alpha Lbar``.
+    """``(alpha, Lbar, theta_S)`` of a frontier, consistent with ``theta = 1 + alpha Lbar``:
+    missing values derived as the model derives them (:func:`pipeline.models.standard.
+    scale`; ``Lbar = L_S`` when neither ``alpha`` nor ``Lbar`` is given). Raises
+    ``ValueError`` naming the argument when the frontier cannot be drawn."""
+    from .models.standard import scale
 
-    Missing values are derived as the cube's kernels derive them: ``Lbar`` defaults to
-    ``L_S`` when neither is given, else ``Lbar = (theta - 1)/alpha`` or ``alpha =
-    (theta - 1)/Lbar``. South's gain is ``theta_S = theta`` when ``L_S >= Lbar``, else
-    ``1 + alpha L_S`` (docs/models.md#standard). Raises ``ValueError`` naming the
-    argument when the frontier cannot be drawn.
-    """
     if not (math.isfinite(L_S) and L_S > 0):
-        raise ValueError(f"plot_ppf: L_S must be a finite number > 0 to draw the PPF; got {L_S}")
+        raise QueryError(f"plot_ppf: L_S must be a finite number > 0 to draw the PPF; got {L_S}")
     if not theta > 1:
-        raise ValueError(f"plot_ppf: theta must be > 1 (gain from a full cluster); got {theta}")
+        raise QueryError(f"plot_ppf: theta must be > 1 (gain from a full cluster); got {theta}")
     if alpha is not None and Lbar is not None:
         if not math.isclose(1.0 + alpha * Lbar, theta, rel_tol=1e-9):
-            raise ValueError(
+            raise QueryError(
                 f"plot_ppf: theta = {theta:g} but 1 + alpha Lbar = {1.0 + alpha * Lbar:g}; "
                 "give alpha and Lbar with theta = 1 + alpha Lbar, or only one of them"
             )
-    elif alpha is not None:
-        Lbar = (theta - 1.0) / alpha
-    else:
-        Lbar = L_S if Lbar is None else Lbar
-        alpha = (theta - 1.0) / Lbar
-    theta_S = theta if L_S >= Lbar else 1.0 + alpha * min(L_S, Lbar)
-    return alpha, Lbar, theta_S
+        alpha = None  # theta given: derive it again as the model does
+    if alpha is None and Lbar is None:
+        Lbar = L_S
+    _, alpha, Lbar, theta_S = scale(theta, alpha, Lbar, L_S)
+    return float(alpha), float(Lbar), float(theta_S)
 
 
 def ppf_equilibria(r_1: float, r_2: float, theta: float, theta_S: float) -> dict[str, Any]:
     """Which equilibria of the standard model exist at one point, from the model itself
-    (:func:`pipeline.models.standard.equilibria`, the function that fills a cube).
+    (:func:`pipeline.models.standard.point_equilibria`, the code that fills a cube)."""
+    from .models.standard import point_equilibria
 
-    Returns ``{"labels", "exists", "stable", "knife_edge"}`` (label -> bool for the two
-    middle entries).
-    """
-    import jax.numpy as jnp
-
-    from .models.standard import LABELS, equilibria
-
-    out = equilibria(*(jnp.float64(v) for v in (r_1, r_2, theta, theta_S)))
-    return {
-        "labels": list(LABELS),
-        "exists": {lab: bool(v) for lab, v in zip(LABELS, np.asarray(out["exists"]))},
-        "stable": {lab: bool(v) for lab, v in zip(LABELS, np.asarray(out["stable"]))},
-        "knife_edge": bool(out["knife_edge"]),
-    }
+    return point_equilibria(r_1, r_2, theta, theta_S)
 
 
 def _corner_state(name: str, eq: dict[str, Any], scale_binds: bool) -> tuple[bool, str]:
@@ -766,6 +754,124 @@ def plot_ppf(
     )
     ax.legend(fontsize="small", frameon=False)
     return ax
+
+
+# ----------------------------------------------------------------- by name
+
+#: the figures every cube can draw (its model adds its own, e.g. the standard model's ppf)
+MAPS = ("phase", "welfare", "income-gap")
+GENERIC = (*MAPS, "paths")
+
+
+def figure_kinds(ds: xr.Dataset) -> list[str]:
+    """The standard figures of a cube: its model's ``figures``, those it can draw (maps
+    need two swept dimensions longer than one, ``paths`` saved paths)."""
+    m = ds.marshall.decl()
+    kinds = list(m.figures) if m is not None else list(MAPS)
+    swept = [d for d in ds.marshall.params if ds.sizes[d] > 1]
+    out = []
+    for k in kinds:
+        if k in MAPS and len(swept) < 2:
+            continue
+        if k == "paths" and "x_path" not in ds:
+            continue
+        out.append(k)
+    return out
+
+
+def all_kinds(ds: xr.Dataset) -> list[str]:
+    m = ds.marshall.decl()
+    return list(GENERIC) + ([k for k in m.plots if k not in GENERIC] if m is not None else [])
+
+
+def default_axes(ds: xr.Dataset, at: Mapping[str, Any] | None = None, x=None, y=None):
+    """``(x, y, at)`` of a map: the first two swept dims longer than one (unless given)
+    and every other swept dim longer than one at its first value (unless in ``at``)."""
+    at = dict(at or {})
+    dims = [d for d in ds.marshall.params if d not in at and ds.sizes[d] > 1]
+    x = x or next((d for d in dims if d != y), None)
+    y = y or next((d for d in dims if d != x), None)
+    if x is None or y is None:
+        raise QueryError(
+            "a map needs two swept dimensions; this cube sweeps "
+            f"{', '.join(ds.marshall.params) or 'none'}"
+        )
+    for d in dims:
+        if d not in (x, y):
+            at[d] = float(ds[d].values[0])
+    return x, y, at
+
+
+def middle(ds: xr.Dataset, at: Mapping[str, Any] | None = None) -> dict:
+    """``at`` plus the middle grid value of every other swept dim longer than 1."""
+    out = dict(at or {})
+    for d in ds.marshall.params:
+        if d not in out and ds.sizes[d] > 1:
+            vals = ds[d].values
+            out[d] = float(vals[len(vals) // 2])
+    return out
+
+
+def models_drawing(kind: str) -> list[str]:
+    """Registered models that declare a figure ``kind`` of their own."""
+    from .models import ModelNotFound, all_models
+
+    try:
+        return [m.name for m in all_models() if kind in m.plots]
+    except ModelNotFound:  # pragma: no cover - a broken entry point
+        return []
+
+
+def plot_kind(
+    ds: xr.Dataset, kind: str, x=None, y=None, at=None, equilibrium=None, ax=None,
+    fill: bool = True, notes: list | None = None,
+):  # fmt: skip
+    """One figure by name (``phase``, ``welfare``, ``income-gap``, ``paths`` or a kind the
+    cube's model declares, e.g. ``ppf``). With ``fill``, swept dims not given take their
+    first value (maps, :func:`default_axes`) or the middle of their axis (point
+    figures, :func:`middle`); otherwise a map refuses dims left over. ``notes``
+    collects what was filled in. Returns the Axes or Figure."""
+    m = ds.marshall.decl()
+    at = dict(at or {})
+    if kind in MAPS:
+        if fill:
+            x, y, full = default_axes(ds, at, x, y)
+        else:
+            dims = [d for d in ds.marshall.params if d not in at]
+            x = x or next((d for d in dims if d != y), None)
+            y = y or next((d for d in dims if d != x), None)
+            if x is None or y is None:
+                raise QueryError(
+                    f"a {kind} map needs two swept dimensions; this cube sweeps "
+                    f"{', '.join(ds.marshall.params) or 'none'}"
+                )
+            full = at
+        if notes is not None:
+            notes += [f"{d} fixed at its first value, {v:.6g}" for d, v in full.items()
+                      if d not in at]  # fmt: skip
+        if kind == "phase":
+            return plot_phase(ds, x, y, at=full, ax=ax)
+        if kind == "welfare":
+            return plot_welfare(ds, x, y, at=full, ax=ax)
+        labs = ds.marshall.labels
+        default = m.income_gap if m is not None and m.income_gap in labs else labs[0]
+        return plot_income_gap(ds, equilibrium or default, x, y, at=full, ax=ax)
+    full = middle(ds, at)
+    if notes is not None:
+        notes += [f"{d} fixed at the middle of its axis, {v:.6g}" for d, v in full.items()
+                  if d not in at]  # fmt: skip
+    if kind == "paths":
+        return plot_paths(ds, at=full, ax=ax)
+    if m is not None and kind in m.plots:
+        return m.plots[kind](ds, at=full, ax=ax)
+    others = models_drawing(kind)
+    if others:
+        raise QueryError(
+            f"{kind!r} is a figure of model {', '.join(repr(o) for o in others)}; this cube's "
+            f"model {ds.attrs.get('model')!r} draws {', '.join(all_kinds(ds))}"
+        )
+    raise QueryError(f"unknown figure {kind!r} for this cube; choose one of "
+                     f"{', '.join(all_kinds(ds))}")  # fmt: skip
 
 
 # ------------------------------------------------------------------------ save

@@ -4,7 +4,8 @@ A sweep's grid is the cartesian product of its axes (config order = cube dimensi
 order). The plan cuts it into chunk-aligned blocks, numbered in C order: block ``i``
 is always the same region for the same config, whatever runs it, so completion
 marks and resumes refer to stable ids. Every block is evaluated at the same padded
-size (the full chunk shape) so a kernel compiles once per sweep.
+size (the full chunk shape) so a kernel compiles once per sweep. Sizes are counted in
+Python integers (no overflow, whatever the grid).
 """
 
 from __future__ import annotations
@@ -21,24 +22,31 @@ from .config import SweepSpec
 CHUNK_BYTES = 32 * 2**20
 
 
-def bytes_per_point(model: str, J: int, save_paths: bool = False, n_time: int = 401) -> int:
-    """Bytes of cube output per grid point (used for chunking and size estimates)."""
-    E = {"standard": 3, "modes": 3 * J}.get(model, 2 * J)
-    n_claims = 2 if model == "standard" else 5
-    per = E * (1 + 1 + 8 + 1) + 4 + 1 + 1 + 1 + 1 + 1 + 1 + n_claims  # + regime(4) done(1)
-    if model == "dynamic":
-        per += J * 8 + J * (5 * 8 + 1 + 1)
-        if save_paths:
-            per += 2 * J * n_time * 8
+def dim_sizes(spec: SweepSpec) -> dict[str, int]:
+    """Sizes of the cube's dimensions besides the swept ones (``equilibrium``,
+    ``claim`` and the model's own, e.g. ``target`` and ``time``)."""
+    m = spec.decl
+    sizes = {"equilibrium": len(m.labels(spec.J)), "claim": len(m.claims_list)}
+    sizes |= {d: len(v[0]) for d, v in m.extra_dims(spec).items()}
+    return sizes
+
+
+def bytes_per_point(spec: SweepSpec) -> int:
+    """Bytes of cube output per grid point: every declared output (and ``done``) at
+    its dtype, as written (before compression)."""
+    sizes = dim_sizes(spec)
+    per = 1  # done
+    for o in spec.decl.outputs_for(spec.save_paths):
+        per += o.itemsize * math.prod(sizes[d] for d in o.dims)
     return per
 
 
-def default_chunks(model, J, sizes, requested, save_paths=False, n_time=401) -> tuple[int, ...]:
+def default_chunks(spec: SweepSpec, requested) -> tuple[int, ...]:
     """Chunk sizes per axis: the requested ones, the others cut down (largest first,
     halving) until a chunk holds about :data:`CHUNK_BYTES` of output."""
-    sizes = list(sizes)
+    sizes = list(spec.shape)
     chunks = [r if r else s for r, s in zip(requested, sizes)]
-    target = max(1, CHUNK_BYTES // bytes_per_point(model, J, save_paths, n_time))
+    target = max(1, CHUNK_BYTES // bytes_per_point(spec))
     free = [i for i, r in enumerate(requested) if not r]
     while free and math.prod(chunks) > target:
         i = max(free, key=lambda k: chunks[k])
@@ -81,23 +89,31 @@ class Plan:
             slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, self.chunks, self.shape)
         )
 
+    def block_of(self, region: tuple[slice, ...]) -> int:
+        """The id of the block whose region starts at ``region``'s start."""
+        idx = tuple(s.start // c for s, c in zip(region, self.chunks))
+        return int(np.ravel_multi_index(idx, self.nchunks)) if self.shape else 0
+
     def blocks(self) -> Iterator[int]:
         return iter(range(self.n_blocks))
 
 
 def block_params(spec: SweepSpec, region: tuple[slice, ...], pad_to: int) -> dict[str, np.ndarray]:
     """Parameter values at every point of a region, flattened in C order and padded
-    (by repeating the last point) to ``pad_to`` points. Fixed parameters are broadcast.
+    (by repeating the last point) to ``pad_to`` points, keyed by the model's own
+    parameter names (aliases resolved). Fixed parameters are broadcast.
     """
     axes_vals = [a.values[s] for a, s in zip(spec.axes, region)]
     mesh = np.meshgrid(*axes_vals, indexing="ij") if axes_vals else []
-    n = math.prod(len(v) for v in axes_vals) if axes_vals else 1
+    n = math.prod(len(v) for v in axes_vals)
     if n > pad_to:
         raise ValueError(f"region of {n} points exceeds the batch size {pad_to}")
     out = {}
     for a, m in zip(spec.axes, mesh):
         flat = m.ravel()
-        out[a.name] = np.pad(flat, (0, pad_to - n), mode="edge") if pad_to > n else flat
+        out[spec.canonical_name(a.name)] = (
+            np.pad(flat, (0, pad_to - n), mode="edge") if pad_to > n else flat
+        )
     for k, v in spec.fixed.items():
-        out[k] = np.full(pad_to, v, dtype=np.float64)
+        out[spec.canonical_name(k)] = np.full(pad_to, v, dtype=np.float64)
     return out

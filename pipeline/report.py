@@ -3,7 +3,8 @@
 For each cube (``RESULTS/cubes/*.zarr``, or ``*.zarr`` directly in ``RESULTS``): its
 model, description and grid, the share of computed points in each regime, the
 paper's claims (checked / held / failed, with a counterexample where one fails) and
-the figures found under ``RESULTS/figures/<cube name>/`` (linked relative to the
+the figures found under ``RESULTS/figures/<cube name>/`` and the explorer page
+``RESULTS/explore/<cube name>.html`` (linked relative to the
 report). Only reads cubes and lists files; nothing is computed or drawn here.
 """
 
@@ -59,7 +60,9 @@ def _example(ex: dict) -> str:
     )
 
 
-def cube_section(path: Path, out_dir: Path, figures_dir: Path | None) -> tuple[str, dict]:
+def cube_section(
+    path: Path, out_dir: Path, figures_dir: Path | None, explore_dir: Path | None = None
+) -> tuple[str, dict]:
     """Markdown section of one cube and a one-line summary for the overview table."""
     ds = open_cube(path)
     acc = ds.marshall
@@ -68,7 +71,8 @@ def cube_section(path: Path, out_dir: Path, figures_dir: Path | None) -> tuple[s
     lines = [f"## {name}", ""]
     if s["description"]:
         lines += [f"*{s['description']}*", ""]
-    J = f", J = {s['sectors']}" if s["model"] != "standard" else ""
+    m = acc.decl()
+    J = f", J = {s['sectors']}" if m is None or m.sectors is None else ""
     lines.append(
         f"- model: `{s['model']}`{J}; store `{os.path.relpath(path, out_dir)}`; "
         f"config hash `{ds.attrs.get('config_hash', '?')[:19]}`; created "
@@ -121,6 +125,10 @@ def cube_section(path: Path, out_dir: Path, figures_dir: Path | None) -> tuple[s
     figs = []
     if figures_dir is not None and (figures_dir / name).is_dir():
         figs = sorted(p for p in (figures_dir / name).iterdir() if p.suffix in FIGURE_SUFFIXES)
+    page = explore_dir / f"{name}.html" if explore_dir is not None else None
+    if page is not None and page.is_file():
+        lines += [f"Explore it in the browser: [{name}.html]({os.path.relpath(page, out_dir)}) "
+                  "(a self-contained page, works offline)", ""]  # fmt: skip
     if figs:
         lines += ["### Figures", ""]
         for f in figs:
@@ -158,15 +166,16 @@ def build_report(
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     parts, overview = [], []
     for c in cubes:
-        text, row = cube_section(c.resolve(), out_dir, figures.resolve())
+        text, row = cube_section(c.resolve(), out_dir, figures.resolve(),
+                                 (results / "explore").resolve())  # fmt: skip
         parts.append(text)
         overview.append(row)
     head = [
         "# marshall report",
         "",
         f"{len(cubes)} cube(s) in `{results}`, generated {now}. Regimes are sets of "
-        "stable equilibria (MODEL.md section 6); claims are the papers' claims checked by each "
-        "model (MODEL.md sections 2-5), counted at computed points where their assumptions hold.",
+        "stable equilibria; claims are the papers' claims checked by each model, counted at "
+        "computed points where their assumptions hold (docs/models.md).",
         "",
     ]
     if overview:

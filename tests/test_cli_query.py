@@ -299,6 +299,8 @@ def test_snakefile_has_figures_and_report_rules():
     if res.returncode != 0 and "No module named" in res.stderr:  # pragma: no cover
         pytest.skip("snakemake cannot import pipeline here")
     assert res.returncode == 0, res.stderr
-    assert "results/figures/standard/ppf.png" in res.stdout
-    assert "results/figures/coordination_j2/phase.png" in res.stdout
+    # one `marshall figures` job per cube draws its model's figures into its folder
+    assert "results/figures/standard" in res.stdout
+    assert "results/figures/coordination_j2" in res.stdout
+    assert "marshall figures" in res.stdout or "rule figures" in res.stdout
     assert "results/report.md" in res.stdout

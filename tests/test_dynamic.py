@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import diffrax as dfx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -112,130 +111,6 @@ def test_rest_points(s):
         assert abs(float(dyn._rate(jnp.float64(x_star), g, eps, s))) < 1e-16
     else:
         assert abs(float(dyn.vector_field(5.0, jnp.float64(x_star), (g, eps, Tc)))) < 1e-16
-
-
-def test_dense_output_is_diffraxs():
-    """The power-form coefficients reproduce diffrax's Tsit5 interpolant."""
-    k = jnp.asarray(np.random.default_rng(0).normal(size=(7, 3)))
-    x0 = jnp.array([0.1, 0.5, 2.0])
-    ip = dfx.Tsit5.interpolation_cls(t0=0.0, t1=2.0, y0=x0, y1=x0, k=k)
-    C = dyn._dense_coeffs(k)
-    for u in (0.0, 0.2, 0.7, 1.0):
-        np.testing.assert_allclose(
-            dyn._poly(x0, C, u), ip.evaluate(2.0 * u), rtol=1e-13, atol=1e-13
-        )
-
-
-@pytest.mark.parametrize("fenced", [False, True])
-def test_tsit5_step_is_diffraxs(fenced):
-    """The written-out step equals ``dfx.Tsit5().step`` (solution, error estimate,
-    stage increments for the dense output, FSAL derivative) to rounding, rows on the
-    last axis with per-row times, ramps included; also with its stages fenced (as the
-    loop runs it, with a traced True)."""
-    rng = np.random.default_rng(1)
-    n = 500
-    x = jnp.asarray(rng.uniform(0.1, 1.3, (2, n)))
-    eps = jnp.asarray(rng.uniform(0.05, 0.3, (2, n)))
-    args = dict(g=0.5 * eps, eps=eps, Tc=jnp.asarray(rng.choice([0.0, 3.0, np.inf], (1, n))))
-    ta = jnp.asarray(rng.uniform(0.0, 5.0, n))
-    h = jnp.asarray(rng.uniform(0.01, 2.0, n))
-    f0 = dyn._rhs(ta, x, args)
-    if fenced:
-        step = jax.jit(lambda *a: dyn._tsit5_step(*a, fence=jnp.any(a[0] >= 0)))
-    else:
-        step = jax.jit(dyn._tsit5_step)
-    x1, err, k, f1 = step(ta, h, x, f0, args)
-    ref = dfx.Tsit5().step(dfx.ODETerm(dyn._rhs), ta, ta + h, x, args, (False, f0), False)
-    x1_d, err_d, dense, (_, f1_d), _ = ref
-    np.testing.assert_allclose(x1, x1_d, rtol=1e-15, atol=1e-16)
-    np.testing.assert_allclose(err, err_d, rtol=0, atol=1e-15)
-    # k = h f(stage): f cancels (g (s - 1) + eps (1 - x)), so to rounding of |x| h
-    np.testing.assert_allclose(jnp.stack(k), dense["k"], rtol=0, atol=1e-14)
-    np.testing.assert_allclose(f1, f1_d, rtol=0, atol=1e-14)
-
-
-def test_inv_root_is_a_power():
-    """``_inv_root(s, n) = s ** (-1 / n)`` to a few ulp over the whole range the step
-    controller meets (the reference ``s ** (-1 / n)`` is itself off by ~ln(s) ulp, as
-    ``1 / n`` is rounded), and the limits: 0 and inf clipped to finite, NaN kept."""
-    rng = np.random.default_rng(7)
-    s = np.concatenate(
-        [rng.uniform(0.0, 3.0, 20_000) + 1e-300, 10.0 ** rng.uniform(-30, 30, 20_000),
-         2.0 ** np.arange(-60, 61), np.nextafter(1.0, [0.0, 2.0])]
-    )  # fmt: skip
-    for n in (5, 4, 3, 2):
-        got = np.asarray(jax.jit(lambda v, n=n: dyn._inv_root(v, n))(s))
-        want = s ** (-1.0 / n)
-        rel = np.abs(got / want - 1.0)
-        assert np.all(rel <= 6e-16 + 2.5e-17 * np.abs(np.log(s))), n
-        assert np.median(rel) <= 2.3e-16, n
-    edge = np.asarray(jax.jit(lambda v: dyn._inv_root(v, 5))(jnp.array([0.0, np.inf, np.nan])))
-    assert edge[0] == 2.0**200 and edge[1] == 2.0**-200 and np.isnan(edge[2])
-    # the controller's use: 0.9 s^(-1/5) clipped to [0.2, 10]; both clips reached
-    f = np.clip(0.9 * edge[:2], 0.2, 10.0)  # s = 0 and s = inf
-    np.testing.assert_array_equal(f, [10.0, 0.2])
-
-
-def test_step_size_update_is_diffraxs():
-    """The per-row update equals diffrax's ``PIDController(step_ts=...)``, vmapped:
-    accept/reject and the next step's ends, at kinks and one ulp before them too."""
-    rng = np.random.default_rng(2)
-    n = 400
-    J = 2
-    rtol, atol, order = dyn.RTOL, dyn.ATOL, 5
-    ta = rng.uniform(0.0, 40.0, n)
-    h = rng.uniform(1e-3, 2.0, n)
-    tb = ta + h
-    kinks = np.where(rng.random(n) < 0.5, rng.uniform(0.0, 60.0, n), 100.0)
-    # edge cases: the step ends exactly at its kink, or one ulp before it
-    kinks[:40] = tb[:40]
-    kinks[40:80] = np.nextafter(tb[40:80], np.inf)
-    x_a = rng.uniform(0.1, 1.0, (J, n))
-    x_b = x_a + rng.normal(0.0, 1e-3, (J, n))
-    err = np.abs(rng.normal(0.0, 1.0, (J, n))) * 10.0 ** rng.uniform(-14, -8, (1, n))
-    dtmax = np.full(n, 100.0 / 64)
-    kinks2 = kinks[None, :]
-    keep, nt0, nt1 = dyn._adapt_rows(
-        ta, tb, x_a, x_b, err, kinks2, np.nextafter(kinks2, -np.inf), dtmax,
-        rtol=rtol, atol=atol, order=order,
-    )  # fmt: skip
-
-    def diffrax_one(ta, tb, xa, xb, e, kink, dtm):
-        import optimistix as optx
-
-        ctrl = dfx.PIDController(
-            rtol=rtol, atol=atol, norm=optx.max_norm, dtmax=dtm, step_ts=kink[None]
-        )
-        term = dfx.ODETerm(dyn._rhs)
-        args = dict(g=jnp.zeros(J), eps=jnp.ones(J), Tc=0.0)
-        _, state = ctrl.init(term, ta, 100.0, xa, None, args, dfx.Tsit5().func, order)
-        k, t0, t1, _, _, _ = ctrl.adapt_step_size(ta, tb, xa, xb, args, e, order, state)
-        return k, t0, t1
-
-    k_d, t0_d, t1_d = jax.vmap(diffrax_one, in_axes=(0, 0, 1, 1, 1, 0, 0))(
-        ta, tb, x_a, x_b, err, kinks, dtmax
-    )
-    assert 0.2 < np.mean(keep) < 0.8  # both branches exercised
-    np.testing.assert_array_equal(keep, k_d)
-    np.testing.assert_array_equal(nt0, t0_d)
-    # the factor is exp(log(.)/5) here, a power in diffrax: equal to rounding
-    np.testing.assert_allclose(nt1, t1_d, rtol=1e-14, atol=0)
-    t1_d, keep_d = np.asarray(t1_d), np.asarray(k_d)
-    assert np.any(t1_d[80:] == kinks[80:])  # a kink ahead clips the next step
-    # an accepted step ending at (or one ulp before) its kink steps past it
-    assert np.all(t1_d[:80][keep_d[:80]] != kinks[:80][keep_d[:80]])
-
-
-@pytest.mark.parametrize(("T_", "n"), [(100.0, 401), (200.0, 201), (37.3, 1001), (1.0, 2)])
-def test_uniform_grid_is_numpys(T_, n):
-    """Saved times on a uniform grid are computed, not gathered: exactly np.linspace."""
-    ts = np.linspace(0.0, T_, n)
-    step = dyn._uniform_step(ts)
-    assert step is not None
-    i = np.arange(n)
-    np.testing.assert_array_equal(np.where(i >= n - 1, ts[-1], i * step), ts)
-    assert dyn._uniform_step(np.geomspace(1.0, T_ + 1, n) - 1.0) is None or n == 2
-    assert dyn._uniform_step(jnp.asarray(ts)) is None  # not concrete numpy: gathered
 
 
 @pytest.mark.parametrize(

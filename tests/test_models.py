@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline.kernels import labels, resolve_inputs, run_kernel
 from pipeline.models import sectors, standard
-from pipeline.models._common import regime_name
+from pipeline.models._spec import regime_name
 
 from . import reference
 
@@ -66,7 +66,7 @@ def test_standard_wages_and_ranking():
     r_1, r_2, theta = 2.0, 3.0, 2.0  # c = 1.5 in (1, theta)
     out = std(r_1, r_2, theta)
     assert out["wage"][0] == r_1 and out["wage"][1] == pytest.approx(r_2)
-    assert list(out["rank"]) == [2, 1, 2]  # C2 beats B1 iff CA (c > 1); D ties B1
+    assert list(out["wage_rank"]) == [2, 1, 2]  # C2 beats B1 iff CA (c > 1); D ties B1
     assert standard.LABELS[out["best"]] == "C2" and standard.LABELS[out["worst"]] == "B1"
     assert regime_name(int(out["regime"]), list(standard.LABELS)) == "B1+C2"
     assert out["claims"].tolist() == [1, 1]
@@ -173,7 +173,7 @@ def test_modes_matches_numpy_exactly():
     }
     out = run_kernel("modes", J, resolve_inputs("modes", J, params))
     theta_S = np.where(L_S[:, None] >= Lbar, theta, beta[:, None] + alpha[:, None] * L_S[:, None])
-    mixed = (1.0 - beta[:, None]) / alpha[:, None] < np.minimum(L_S[:, None], Lbar)
+    mixed = reference.lt((1.0 - beta[:, None]) / alpha[:, None], np.minimum(L_S[:, None], Lbar))
     ex, wage = reference.sectors(r, theta, theta_S, mixed)
     np.testing.assert_array_equal(out["exists"], ex)
     assert np.array_equal(out["wage"], wage, equal_nan=True)
@@ -261,7 +261,7 @@ def test_invariant_to_scaling_lam_S_and_lam_N_together(v, scale):
     a = coord(lam_S / lam_N, theta)
     b = coord((lam_S * scale) / (lam_N * scale), theta)
     assume(not (a["knife_edge"] or b["knife_edge"]))  # at a tie an ulp may flip existence
-    for key in ("exists", "stable", "regime", "rank"):
+    for key in ("exists", "stable", "regime", "wage_rank"):
         np.testing.assert_array_equal(a[key], b[key])
     np.testing.assert_allclose(a["wage"], b["wage"], rtol=1e-12)
 
@@ -277,7 +277,7 @@ def test_invariant_to_scaling_lam_S_and_lam_N_together(v, scale):
 def test_rank_consistent_with_wage_and_a_stable_equilibrium_exists(rt):
     r, theta = np.array(rt[0]), np.array(rt[1])
     out = coord(r, theta)
-    ex, w, rank = out["exists"], out["wage"], out["rank"]
+    ex, w, rank = out["exists"], out["wage"], out["wage_rank"]
     assert out["n_stable"] >= 1
     assert out["n_equilibria"] == ex.sum()
     assert ((rank == 0) == ~ex).all()

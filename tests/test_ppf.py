@@ -114,15 +114,7 @@ def test_a_small_south_needs_more_than_comparative_advantage():
     np.testing.assert_allclose(c2.get_ydata(), [1.2 * 1.75 * 0.5])
 
 
-BELOW_BAND = pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.models.standard decides existence by the raw comparison "
-    "c theta_S/theta >= 1, not within the 1e-12 band (docs/models.md#knife-edge-points): "
-    "C2 is reported absent although the point is flagged knife-edge",
-)
-
-
-@pytest.mark.parametrize("r_2", [1.0, 1.0 + 5e-13, pytest.param(1.0 - 5e-13, marks=BELOW_BAND)])
+@pytest.mark.parametrize("r_2", [1.0, 1.0 + 5e-13, 1.0 - 5e-13])
 def test_knife_edge_corner_exists_but_is_not_stable(r_2):
     # c = 1 within the 1e-12 band: the weak existence condition of C2 holds, the strict
     # stability condition does not, and the point is flagged (the figure shows what the

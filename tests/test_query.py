@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 
@@ -12,7 +13,7 @@ import zarr
 
 import pipeline.query  # noqa: F401  (registers ds.marshall)
 from pipeline import open_cube, parse_config, run
-from pipeline.models._common import regime_name
+from pipeline.models._spec import regime_name
 from pipeline.query import ExpressionError
 
 from .cubes import DYNAMIC, INCREASING, build_cube, coordination, standard
@@ -66,7 +67,9 @@ def direct_names(ds) -> np.ndarray:
 def test_regime_names_and_codes(coord):
     acc = coord.marshall
     names = acc.regime_names()
-    assert names == {int(k): v for k, v in coord["regime"].attrs["regime_labels"].items()}
+    assert names == {
+        int(k): v for k, v in json.loads(coord["regime"].attrs["regime_labels"]).items()
+    }
     assert set(names.values()) == set(np.unique(direct_names(coord)))
     assert acc.regime_code("C1+B1") == acc.regime_code("B1+C1") == 0b101
     with pytest.raises(ValueError, match="unknown regime"):
@@ -162,7 +165,7 @@ def test_at_nearest_point(coord):
     np.testing.assert_array_equal(df["exists"], pt["exists"].values)
     np.testing.assert_array_equal(df["stable"], pt["stable"].values)
     np.testing.assert_array_equal(df["wage"], pt["wage"].values)
-    np.testing.assert_array_equal(df["rank"], pt["rank"].values)
+    np.testing.assert_array_equal(df["rank"], pt["wage_rank"].values)
     labels = list(coord["regime"].attrs["regime_bits"])
     assert df.attrs["regime"] == regime_name(int(pt["regime"]), labels)
     assert df.attrs["best"] == "C1"  # r_1 > r_2: C1 pays r_1 (MODEL.md claim 3)
@@ -286,7 +289,9 @@ def test_points_table(coord):
     mask = acc.where("regime == 'B1+C1+C2' and theta_2 == 2")
     pts = acc.points(mask, limit=7)
     assert pts.attrs["matches"] == int(mask.sum()) and len(pts) == 7
-    assert list(pts.columns) == ["r_1", "theta_1", "theta_2", "regime", "n_stable", "best"]
+    assert list(pts.columns) == [
+        "r_1", "theta_1", "theta_2", "regime", "n_stable", "best", "best_wage"
+    ]  # fmt: skip
     for row in pts.itertuples():
         sel = dict(r_1=row.r_1, theta_1=row.theta_1, theta_2=row.theta_2)
         assert bool(mask.sel(sel))

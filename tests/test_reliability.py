@@ -132,17 +132,20 @@ def test_kill_driver_at_random_moments_then_resume(tmp_path, reference):
 
 
 def test_killed_store_creation_leaves_nothing_half_made(tmp_path, reference):
-    """A creation killed before its rename leaves only a temporary sibling, which the
-    next run removes; the store appears whole or not at all."""
+    """A creation killed before its rename leaves only a temporary sibling with its
+    owner's record beside it; the next run removes it (its owner, on this host, is
+    dead); the store appears whole or not at all."""
     out = tmp_path / "c.zarr"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    partial = tmp_path / f"c.zarr.partial-deadbeef-{dead.pid}"
+    partial = tmp_path / "c.zarr.partial-deadbeef0000"
     (partial / "wage").mkdir(parents=True)
     (partial / "zarr.json").write_text("{")  # torn
+    record = tmp_path / "c.zarr.partial-deadbeef0000.owner.json"
+    record.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
     spec = parse_config(CFG.format(out=out))
     run(spec, workers=0)
-    assert not partial.exists()
+    assert not partial.exists() and not record.exists()
     assert_same_cube(out, reference)
 
 

@@ -53,12 +53,15 @@ def test_cube_layout_and_provenance(tmp_path):
     np.testing.assert_array_equal(ds.r_1.values, np.geomspace(0.3, 5.0, 23))
     assert ds.equilibrium.values.tolist() == ["C1", "C2", "C3", "B1", "B2", "B3"]
     assert float(ds.r_2) == 1.0 and float(ds.theta_3) == 3.0  # fixed -> scalar coords
-    assert ds.exists.dtype == bool and ds.wage.dtype == np.float64 and ds["rank"].dtype == np.int8
+    assert (
+        ds.exists.dtype == bool and ds.wage.dtype == np.float64 and ds["wage_rank"].dtype == np.int8
+    )
     for v in ds.data_vars.values():
         assert v.attrs.get("long_name"), v.name
-    assert ds.wage.attrs["units"] == "North wage = 1"
-    assert ds.best.attrs["flag_meanings"].split() == ds.equilibrium.values.tolist()
-    regimes = ds.regime.attrs["regime_labels"]
+    assert ds.wage.attrs["units"] == "1" and "North" in ds.wage.attrs["comment"]  # UDUNITS
+    assert ds.best.attrs["flag_meanings"].split() == ["none", *ds.equilibrium.values.tolist()]
+    assert ds.best.attrs["flag_values"][0] == -1  # no equilibrium
+    regimes = json.loads(ds.regime.attrs["regime_labels"])  # JSON: netCDF holds no dicts
     assert set(np.unique(ds.regime.values).astype(str)) == set(regimes)
     assert ds.regime.attrs["flag_meanings"].split() == list(regimes.values())
     a = ds.attrs
@@ -117,7 +120,7 @@ def test_resume_computes_only_missing_blocks(tmp_path):
     assert int(ds.done.sum()) < ds.done.size
     miss = ~ds.done.values
     assert np.isnan(ds.wage.values[miss]).all() and (ds.regime.values[miss] == -1).all()
-    assert (ds["rank"].values[miss] == -1).all()
+    assert (ds["wage_rank"].values[miss] == -1).all()
     res = CliRunner().invoke(app, ["verify", str(spec.output)])
     assert res.exit_code == 1 and f"{n - 5} missing" in res.output
     second = run(spec, workers=0)

@@ -1,6 +1,92 @@
-"""Economic models: pure ``jax.numpy`` functions of one grid point.
+"""The model registry: every model the pipeline can run, looked up by name.
 
-One model per file (``standard``, ``sectors`` for ``modes`` and ``coordination``,
-``dynamic``). Nothing here jits, vmaps, reads files or knows about configs: the
-batch is formed once in :mod:`pipeline.kernels`.
+A model is one file holding one :class:`~pipeline.models._spec.Model` declaration
+(its parameters, labels, claims, outputs, margins and kernel). Three ways in:
+
+- built in: the table below (one line per model, imported when first asked for);
+- out of tree: ``model: package.module:ATTR`` in a config names any importable
+  module and the attribute that holds its ``Model`` (e.g. ``custom_model:MODEL``
+  with ``custom_model.py`` on ``PYTHONPATH``);
+- installed packages: an entry point in the group ``marshall.models`` whose name is
+  the model's name and whose value is ``module:ATTR``.
+
+Nothing here imports JAX: a declaration is plain data and pure functions; the
+kernels import JAX when they run.
 """
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+
+from ._spec import Model
+
+#: name -> "module:attribute" of the built-in models
+BUILTIN = {
+    "standard": "pipeline.models.standard:MODEL",
+    "modes": "pipeline.models.sectors:MODES",
+    "coordination": "pipeline.models.sectors:COORDINATION",
+    "asymmetric": "pipeline.models.asymmetric:MODEL",
+    "dynamic": "pipeline.models.dynamic:MODEL",
+}
+ENTRY_POINTS = "marshall.models"
+
+
+class ModelNotFound(LookupError):
+    """A model name that is not registered and cannot be imported."""
+
+
+def _load(target: str, name: str) -> Model:
+    mod_name, _, attr = target.partition(":")
+    if not mod_name or not attr:
+        raise ModelNotFound(
+            f"model {name!r}: expected a registered name ({', '.join(names())}) or "
+            "'module:ATTRIBUTE' naming an importable Model"
+        )
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise ModelNotFound(
+            f"model {name!r}: cannot import module {mod_name!r} ({exc}); put its folder "
+            "on PYTHONPATH or install it"
+        ) from None
+    obj = getattr(mod, attr, None)
+    if not isinstance(obj, Model):
+        raise ModelNotFound(
+            f"model {name!r}: {mod_name}.{attr} is "
+            + ("missing" if obj is None else f"a {type(obj).__name__}, not a pipeline.Model")
+        )
+    return obj
+
+
+def _entry_points() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINTS)}
+
+
+@cache
+def get(name: str) -> Model:
+    """The declaration of a model: a built-in name, an installed entry point, or
+    ``module:ATTR``. Raises :class:`ModelNotFound` with what to do."""
+    if name in BUILTIN:
+        return _load(BUILTIN[name], name)
+    eps = _entry_points()
+    if name in eps:
+        return _load(eps[name], name)
+    if ":" in name:
+        model = _load(name, name)
+        return model
+    raise ModelNotFound(
+        f"unknown model {name!r}; choose one of {', '.join(names())}, or name an "
+        "out-of-tree model as 'module:ATTRIBUTE'"
+    )
+
+
+def names() -> list[str]:
+    """Registered model names: the built-in ones, then installed entry points."""
+    return list(BUILTIN) + [n for n in _entry_points() if n not in BUILTIN]
+
+
+def all_models() -> list[Model]:
+    return [get(n) for n in names()]

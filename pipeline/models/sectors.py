@@ -1,8 +1,9 @@
 r"""J-sector models: ``modes`` (JDE section 3) and ``coordination`` (WP section 5).
 
-MODEL.md sections 3 and 4. ``J >= 2`` goods; South's relative productivity in ``j`` is
-``r_j = lam_jS / lam_jN``; a full cluster (coordination) multiplies productivity by
-``theta_j > 1``; North is clustered everywhere, so ``p_j = 1 / (theta_j lam_jN)``.
+docs/models.md#modes and #coordination. ``J >= 2`` goods; South's relative
+productivity in ``j`` is ``r_j = lam_jS / lam_jN``; a full cluster (coordination)
+multiplies productivity by ``theta_j > 1``; North is clustered everywhere, so
+``p_j = 1 / (theta_j lam_jN)``.
 
 ``modes``: each good has a backward technology (``lam_ji``) and a modern one
 (``lam_ji (beta + alpha min(Lbar_j, L_jiM))``, ``0 < beta < 1``), so
@@ -21,12 +22,13 @@ label    equilibrium                                 exists iff                 
 =======  ==========================================  =================================================  ========================
 
 ``Cj`` and ``Bj`` are stable where every inequality holds strictly; ``Mj`` never is.
-Equalities (relative 1e-12) set ``knife_edge``: a tie ``r_j/theta_j = r_k/theta_k``
-means a continuum of equilibria spread over ``j`` and ``k``, which is not counted.
+A tie ``r_j/theta_j = r_k/theta_k`` means a continuum of equilibria spread over ``j``
+and ``k``: knife-edge, not counted.
 
-Claims of MODEL.md section 3 (``claim`` labels ``1``..``5``), checked where
-``r_j`` and ``r_j/theta_j`` are strictly decreasing in ``j``, ``theta_jS = theta_j``
-for all ``j`` (``L_S >= max Lbar_j``) and the point is not knife-edge:
+Claims (``claim`` labels ``1``..``5``), checked where ``r_j`` and ``r_j/theta_j`` are
+strictly decreasing in ``j``, ``theta_jS = theta_j`` for all ``j`` (``L_S >= max
+Lbar_j``) and the point is not knife-edge (:func:`sector_claims`, shared with the
+``asymmetric`` and ``dynamic`` models):
 
 1. ``B1`` and ``C1`` exist and no ``Bj`` with ``j > 1`` does;
 2. ``Ck`` (``k > 1``) exists iff ``r_1 / r_k <= theta_1``;
@@ -37,18 +39,33 @@ for all ``j`` (``L_S >= max Lbar_j``) and the point is not knife-edge:
 
 from __future__ import annotations
 
-import jax.numpy as jnp
+import numpy as np
 
-from ._common import KNIFE_TOL, barrier, claim_code, near, ratio, summarise
+from ._spec import (
+    KNIFE_TOL,
+    PRODUCTIVITY,
+    Claim,
+    Margins,
+    Model,
+    Param,
+    claim_code,
+    need,
+    need_relative_productivity,
+    per_sector,
+    relative_productivity,
+)
 
-CLAIMS = ("1", "2", "3", "4", "5")
-CLAIM_TEXT = {
-    "1": "B1 and C1 exist; no Bj with j > 1 exists",
-    "2": "Ck (k > 1) exists iff r_1/r_k <= theta_1",
-    "3": "C1 is the best equilibrium, B1 the worst; existing Ck wages fall with k",
-    "4": "the wage of Ck (= r_k) does not depend on theta_k",
-    "5": "where Ck does not exist, w_Ck < w_B1",
-}
+#: the claims of JDE section 3 / WP section 5, checked by every sector model
+SECTOR_CLAIMS = (
+    Claim("1", "B1 and C1 exist; no Bj with j > 1 exists"),
+    Claim("2", "Ck (k > 1) exists iff r_1/r_k <= theta_1"),
+    Claim("3", "C1 is the best equilibrium, B1 the worst; existing Ck wages fall with k"),
+    Claim("4", "the wage of Ck (= r_k) does not depend on theta_k"),
+    Claim("5", "where Ck does not exist, w_Ck < w_B1"),
+)
+
+THETA = Param("theta_{j}", "gain from a full cluster in sector {j}", "\\theta_{{j}}", lo=1.0, example=2.0,
+              hint=" (theta <= 1 means clustering loses productivity)")  # fmt: skip
 
 
 def labels(J: int, mixed: bool = False) -> list[str]:
@@ -59,91 +76,315 @@ def labels(J: int, mixed: bool = False) -> list[str]:
     return out
 
 
-def corners(b, w_C, C_ok):
-    """Existence of the complete-specialization equilibria given unit-cost ratios.
+# ------------------------------------------------------------ the corner equilibria
 
-    ``b[k]`` is what South's wage would have to be to break even in sector ``k``
+
+def _names_static(j, k, scale):
+    """Name and mathtext of ``Cj``'s condition against sector ``k``."""
+    if scale:
+        return (
+            f"C{j}: r_{k}/theta_{k} = r_{j} theta_{j}S/theta_{j}",
+            rf"$r_{{{k}}}/\theta_{{{k}}} = r_{{{j}}}\theta_{{{j}S}}/\theta_{{{j}}}$",
+        )
+    return f"C{j}: r_{k}/r_{j} = theta_{k}", rf"$r_{{{k}}}/r_{{{j}}} = \theta_{{{k}}}$"
+
+
+def _names_tie(j, k):
+    return (
+        f"B{j}/B{k}: r_{j}/theta_{j} = r_{k}/theta_{k}",
+        rf"$r_{{{j}}}/\theta_{{{j}}} = r_{{{k}}}/\theta_{{{k}}}$",
+    )
+
+
+def corners(m: Margins, b, w_C, J: int, *, C_ok=None, names_C=_names_static, names_B=_names_tie,
+            scale: bool = False):  # fmt: skip
+    """Add the conditions of ``C1..CJ`` and ``B1..BJ`` to ``m``.
+
+    ``b[..., k]`` is what South's wage would have to be to break even in sector ``k``
     without a cluster (``r_k / theta_k``; dynamic model: ``r_k a_hat_k / theta_k``),
-    ``w_C[j]`` the wage if all labour clusters in ``j`` and ``C_ok[j]`` whether a
-    cluster in ``j`` is feasible at all. Shared by the static and dynamic models.
-
-    Returns ``(C_exists, C_strict, B_exists, B_strict, knife)`` with ``knife`` true
-    when any defining comparison holds with equality.
+    ``w_C[..., j]`` the wage if all labour clusters in ``j``, and ``C_ok[..., j]``
+    (optional) South's own gain ``theta_jS``, which must exceed 1 for ``Cj``.
+    ``Cj``: ``b_k <= w_Cj`` for all ``k != j``; ``Bj``: ``b_k <= b_j`` for all ``k != j``.
+    Shared by every sector model (static and dynamic).
     """
-    J = b.shape[0]
-    other = ~jnp.eye(J, dtype=bool)  # [j, k]: k != j
-    bk = b[None, :]
-    C_exists = C_ok & jnp.all(jnp.where(other, bk <= w_C[:, None], True), axis=1)
-    C_strict = jnp.all(jnp.where(other, bk < w_C[:, None], True), axis=1)
-    B_exists = jnp.all(jnp.where(other, bk <= b[:, None], True), axis=1)
-    B_strict = jnp.all(jnp.where(other, bk < b[:, None], True), axis=1)
-    ties = jnp.any(other & near(bk, w_C[:, None])) | jnp.any(other & near(bk, b[:, None]))
-    return C_exists, C_strict, B_exists, B_strict, ties
+    for j in range(J):
+        if C_ok is not None:
+            m.add(f"C{j + 1}", C_ok[..., j], ">", 1.0, f"C{j + 1}: theta_{j + 1}S = 1",
+                  rf"$\theta_{{{j + 1}S}} = 1$")  # fmt: skip
+        for k in range(J):
+            if k != j:
+                m.add(f"C{j + 1}", b[..., k], "<=", w_C[..., j], *names_C(j + 1, k + 1, scale))
+    for j in range(J):
+        for k in range(J):
+            if k != j:  # the tie b_j = b_k is one curve: drawn once, from the lower j
+                m.add(f"B{j + 1}", b[..., k], "<=", b[..., j], *names_B(min(j, k) + 1,
+                      max(j, k) + 1), boundary=k > j)  # fmt: skip
+    return m
 
 
-def _claims(r, theta, theta_S, out, w_C, knife):
-    J = r.shape[0]
-    b = ratio(r, theta)
-    decreasing = jnp.all(r[:-1] > r[1:]) & jnp.all(b[:-1] > b[1:])
-    applicable = decreasing & jnp.all(theta_S == theta) & ~knife
+def sector_claims(ops, r, b, w_C, out, applicable, star):
+    """Claims 1-5 (module docstring) as int8[5] codes at one point.
+
+    ``r``: float[J]; ``b``: break-even wages ``b_k`` as in :func:`corners`; ``w_C``:
+    the ``Ck`` wages; ``out``: the classified point; ``applicable``: the claims'
+    assumptions hold here; ``star[k - 2]``: claim 2's condition for ``Ck``, ``k > 1``.
+    """
+    xp = ops.xp
+    J = r.shape[-1]
     ex, wage = out["exists"], out["wage"]
     C_ex, B_ex = ex[:J], ex[J : 2 * J]
-    c1 = B_ex[0] & C_ex[0] & ~jnp.any(B_ex[1:])
-    c2 = jnp.all(C_ex[1:] == (ratio(r[0], r[1:]) <= theta[0]))
-    w_max, w_min = jnp.nanmax(wage), jnp.nanmin(wage)
+    c1 = B_ex[0] & C_ex[0] & ~xp.any(B_ex[1:])
+    c2 = xp.all(C_ex[1:] == star)
+    w_max, w_min = xp.nanmax(wage), xp.nanmin(wage)
     wC = wage[:J]
     # existing Ck wages strictly fall with k: compare each existing pair k < m
-    km = jnp.triu(jnp.ones((J, J), dtype=bool), 1) & C_ex[:, None] & C_ex[None, :]
-    falls = jnp.all(jnp.where(km, wC[:, None] > wC[None, :], True))
+    km = xp.triu(xp.ones((J, J), dtype=bool), 1) & C_ex[:, None] & C_ex[None, :]
+    falls = xp.all(xp.where(km, wC[:, None] > wC[None, :], True))
     c3 = (wage[0] == w_max) & (wage[J] == w_min) & falls
-    c4 = jnp.all(jnp.abs(ratio(w_C, r) - 1.0) <= KNIFE_TOL)
-    c5 = jnp.all(jnp.where(C_ex, True, w_C < b[0]))
-    return jnp.stack([claim_code(c, applicable) for c in (c1, c2, c3, c4, c5)])
+    c4 = xp.all(xp.abs(ops.ratio(w_C, r) - 1.0) <= KNIFE_TOL)
+    c5 = xp.all(xp.where(C_ex, True, w_C < b[0]))
+    return [claim_code(ops, c, applicable) for c in (c1, c2, c3, c4, c5)]
 
 
-def _static(r, theta, theta_S):
-    b = ratio(r, theta)
+def decreasing(ops, *vs):
+    """Every vector strictly decreasing in ``j`` (the papers' ordering assumptions)."""
+    xp = ops.xp
+    out = True
+    for v in vs:
+        out = out & xp.all(v[:-1] > v[1:])
+    return out
+
+
+# -------------------------------------------------------------------- the models
+
+
+def _static(ops, r, theta, theta_S, scale):
+    """``b = r / theta``, ``w_C = r theta_S / theta`` and the corner conditions."""
+    b = ops.ratio(r, theta)
     # r_j (theta_jS / theta_j): exactly r_j when scale does not bind (claim 4, and equal
     # wages rank as ties), where (r_j theta_jS) / theta_j can land an ulp away
-    w_C = barrier(r * ratio(theta_S, theta))
-    edge_C_ok = near(theta_S, jnp.ones_like(theta_S))
-    C_ex, C_st, B_ex, B_st, knife = corners(b, w_C, theta_S > 1.0)
-    C_st = C_ex & C_st & ~edge_C_ok
-    return b, w_C, C_ex, C_st, B_ex, B_ex & B_st, knife | jnp.any(edge_C_ok)
+    w_C = ops.barrier(r * ops.ratio(theta_S, theta))
+    m = corners(Margins(ops), b, w_C, r.shape[-1], C_ok=theta_S, scale=scale)
+    return b, w_C, m
+
+
+def _binds(ops, theta_S, theta) -> bool:
+    """Does South's scale bind anywhere (numpy only; names the boundaries)?"""
+    return bool(ops.concrete and np.any(np.abs(theta_S / theta - 1) > 1e-12))
+
+
+def coordination_economy(ops, r, theta, **_):
+    """Conditions and wages of ``coordination`` at one point: ``r, theta`` float64[J]."""
+    b, w_C, m = _static(ops, r, theta, theta, scale=False)
+    wage = ops.xp.concatenate([w_C, b], axis=-1)
+    return {"margins": m, "wage": wage, "aux": {"b": b, "w_C": w_C}}
+
+
+def coordination_claims(ops, inp, out, aux):
+    r, theta = inp["r"], inp["theta"]
+    b = aux["b"]
+    applicable = decreasing(ops, r, b) & ~out["knife_edge"]
+    star = ops.ratio(r[0], r[1:]) <= theta[0]
+    return ops.xp.stack(sector_claims(ops, r, b, aux["w_C"], out, applicable, star))
+
+
+def modes_economy(ops, r, theta, theta_S, Lbar, beta, alpha, L_S, **_):
+    """Conditions and wages of ``modes`` at one point.
+
+    ``r, theta, theta_S, Lbar``: float64[J] with ``theta_j = beta + alpha Lbar_j`` and
+    ``theta_jS = beta + alpha min(Lbar_j, L_S)`` (``= theta_j`` when ``L_S >= Lbar_j``);
+    ``beta`` in (0, 1), ``alpha > 0`` and ``L_S > 0`` (``inf``: scale never binds).
+    The products-plus-sums are computed by :func:`modes_inputs` (numpy): XLA on CPU
+    contracts ``beta + alpha * L`` into a fused multiply-add, which differs from
+    plain numpy in the last bit, and an optimization barrier does not prevent it.
+    """
+    xp = ops.xp
+    J = r.shape[-1]
+    b, w_C, m = _static(ops, r, theta, theta_S, scale=_binds(ops, theta_S, theta))
+    L_M = ops.ratio(1.0 - beta, alpha)
+    cap = xp.minimum(L_S[..., None], Lbar)  # L_S: one per point
+    for j in range(J):  # Mj: Bj's conditions and the mixed-technology labour fits
+        n0 = len(m)
+        for i in range(n0):
+            if m.eq[i] == f"B{j + 1}":
+                m.add(f"M{j + 1}", m.lhs[i], m.op[i], m.rhs[i], m.name[i], m.label[i],
+                      boundary=False)  # fmt: skip
+        m.add(f"M{j + 1}", L_M, "<", cap[..., j],
+              f"M{j + 1}: (1 - beta)/alpha = min(L_S, Lbar_{j + 1})",
+              rf"$(1-\beta)/\alpha = \min(L_S, \bar L_{{{j + 1}}})$")  # fmt: skip
+    wage = xp.concatenate([w_C, b, b], axis=-1)
+    return {"margins": m, "wage": wage, "aux": {"b": b, "w_C": w_C}}
+
+
+def modes_claims(ops, inp, out, aux):
+    r, theta = inp["r"], inp["theta"]
+    b = aux["b"]
+    applicable = decreasing(ops, r, b) & ops.xp.all(inp["theta_S"] == theta) & ~out["knife_edge"]
+    star = ops.ratio(r[0], r[1:]) <= theta[0]
+    return ops.xp.stack(sector_claims(ops, r, b, aux["w_C"], out, applicable, star))
 
 
 def coordination(r, theta):
-    """Equilibria of ``coordination`` at one point: ``r, theta`` are float64[J]."""
-    b, w_C, C_ex, C_st, B_ex, B_st, knife = _static(r, theta, theta)
-    out = summarise(
-        jnp.concatenate([C_ex, B_ex]), jnp.concatenate([C_st, B_st]), jnp.concatenate([w_C, b])
-    )
-    out["knife_edge"] = knife
-    out["claims"] = _claims(r, theta, theta, out, w_C, knife)
-    return out
+    """The ``coordination`` kernel at one point (JAX): ``r, theta`` float64[J]."""
+    from ._spec import point_kernel
+
+    return point_kernel(COORDINATION, len(r), r=r, theta=theta)
 
 
 def modes(r, theta, theta_S, Lbar, beta, alpha, L_S):
-    """Equilibria of ``modes`` at one point.
+    """The ``modes`` kernel at one point (JAX); see :func:`modes_economy`."""
+    from ._spec import point_kernel
 
-    ``r, theta, theta_S, Lbar`` are float64[J] with ``theta_j = beta + alpha Lbar_j``
-    and ``theta_jS = beta + alpha min(Lbar_j, L_S)`` (``= theta_j`` when
-    ``L_S >= Lbar_j``); ``beta`` in (0, 1), ``alpha > 0`` and ``L_S > 0`` (``inf``:
-    scale never binds) are scalars. The products-plus-sums are computed by the caller
-    (:func:`pipeline.kernels.resolve_inputs`, numpy): XLA on CPU contracts
-    ``beta + alpha * L`` into a fused multiply-add, which differs from plain numpy in
-    the last bit, and an optimization barrier does not prevent it.
-    """
-    b, w_C, C_ex, C_st, B_ex, B_st, knife = _static(r, theta, theta_S)
-    L_M = ratio(1.0 - beta, alpha)
-    cap = jnp.minimum(L_S, Lbar)
-    M_ex = B_ex & (L_M < cap)
-    knife = knife | jnp.any(B_ex & near(L_M, cap))
-    out = summarise(
-        jnp.concatenate([C_ex, B_ex, M_ex]),
-        jnp.concatenate([C_st, B_st, jnp.zeros_like(M_ex)]),
-        jnp.concatenate([w_C, b, b]),
+    return point_kernel(MODES, len(r), r=r, theta=theta, theta_S=theta_S, Lbar=Lbar,
+                        beta=beta, alpha=alpha, L_S=L_S)  # fmt: skip
+
+
+def coordination_inputs(p: dict[str, np.ndarray], J: int) -> dict[str, np.ndarray]:
+    """``r`` and ``theta`` float64[N, J]."""
+    return {"r": relative_productivity(p, J), "theta": per_sector(p, "theta_{j}", J)}
+
+
+def modes_inputs(p: dict[str, np.ndarray], J: int) -> dict[str, np.ndarray]:
+    """``theta_j = beta + alpha Lbar_j`` or ``Lbar_j = (theta_j - beta)/alpha``, whichever
+    was not given; ``theta_jS = beta + alpha min(L_S, Lbar_j)``; ``L_S`` defaults to inf."""
+    n = len(next(iter(p.values())))
+    beta, alpha = p["beta"], p["alpha"]
+    theta, Lbar = np.empty((n, J)), np.empty((n, J))
+    for j in range(J):  # each sector gives theta_j or Lbar_j; derive the other
+        if f"Lbar_{j + 1}" in p:
+            Lbar[:, j] = p[f"Lbar_{j + 1}"]
+            theta[:, j] = beta + alpha * Lbar[:, j]
+        else:
+            theta[:, j] = p[f"theta_{j + 1}"]
+            Lbar[:, j] = (theta[:, j] - beta) / alpha
+    L_S = p.get("L_S", np.full(n, np.inf))
+    theta_S = np.where(
+        L_S[:, None] >= Lbar,
+        theta,
+        beta[:, None] + alpha[:, None] * np.minimum(L_S[:, None], Lbar),
     )
-    out["knife_edge"] = knife
-    out["claims"] = _claims(r, theta, theta_S, out, w_C, knife)
+    return {
+        "r": relative_productivity(p, J),
+        "theta": theta,
+        "theta_S": theta_S,
+        "Lbar": Lbar,
+        "beta": beta,
+        "alpha": alpha,
+        "L_S": L_S,
+    }
+
+
+def coordination_requires(given: set[str], J: int) -> list[tuple[str, str]]:
+    out = need_relative_productivity(given, J)
+    for j in range(1, J + 1):
+        if f"theta_{j}" not in given:
+            out.append(
+                need(f"theta_{j}", f"give theta_{j} > 1 (gain from a cluster in sector {j})")
+            )
     return out
+
+
+def modes_requires(given: set[str], J: int) -> list[tuple[str, str]]:
+    out = need_relative_productivity(given, J)
+    for s, what in (("beta", "productivity of the modern technology with no cluster"),
+                    ("alpha", "strength of the clustering externality")):  # fmt: skip
+        if s not in given:
+            out.append(need(s, f"give {s} ({what})"))
+    for j in range(1, J + 1):
+        t, lb = f"theta_{j}" in given, f"Lbar_{j}" in given
+        if t and lb:
+            out.append((f"params.theta_{j}", f"give theta_{j} or Lbar_{j}, not both"))
+        elif not (t or lb):
+            out.append(
+                need(
+                    f"theta_{j}", f"give theta_{j} > 1 or Lbar_{j} (theta_j = beta + alpha Lbar_j)"
+                )
+            )
+    return out
+
+
+def modes_check(corner_values, given: set[str], J: int) -> list[tuple[str, str]]:
+    """``theta_j = beta + alpha Lbar_j > 1`` over the whole grid (monotone in each input,
+    so its extremes sit at the grid's corners)."""
+    out = []
+    for j in range(1, J + 1):
+        if f"Lbar_{j}" in given:
+            v = corner_values(["beta", "alpha", f"Lbar_{j}"])
+            theta = v["beta"] + v["alpha"] * v[f"Lbar_{j}"]
+            if np.any(theta <= 1):
+                out.append(
+                    (
+                        f"params.Lbar_{j}",
+                        f"theta_{j} = beta + alpha Lbar_{j} must be > 1; it is {theta.min():g} "
+                        f"at the grid's corner. Raise alpha or Lbar_{j}",
+                    )
+                )
+    return out
+
+
+COORDINATION = Model(
+    name="coordination",
+    title="coordination failures with J sectors",
+    source="WP section 5",
+    anchor="coordination",
+    params=PRODUCTIVITY + (THETA,),
+    labels=labels,
+    claims_list=SECTOR_CLAIMS,
+    inputs=coordination_inputs,
+    requires=coordination_requires,
+    economy=coordination_economy,
+    claims=coordination_claims,
+    rate=2e6,
+    compile_s=1.0,
+    expects=lambda J: (
+        ", ".join(f"r_{j}" for j in range(1, J + 1))
+        + " and "
+        + ", ".join(f"theta_{j}" for j in range(1, J + 1))
+    ),
+)
+
+MODES = Model(
+    name="modes",
+    title="externalities tied to the mode of production",
+    source="JDE section 3",
+    anchor="modes",
+    params=PRODUCTIVITY
+    + (
+        THETA,
+        Param(
+            "Lbar_{j}",
+            "labour at which the cluster in sector {j} is complete",
+            "\\bar L_{{j}}",
+            lo=0.0,
+            example=6.0,
+        ),
+        Param(
+            "beta",
+            "productivity of the modern technology with no cluster",
+            "\\beta",
+            lo=0.0,
+            hi=1.0,
+            hi_open=True,
+            example=0.5,
+        ),
+        Param("alpha", "strength of the clustering externality", "\\alpha", lo=0.0, example=0.25),
+        Param(
+            "L_S", "South's labour force (inf: scale never binds)", "L_S", lo=0.0, allow_inf=True
+        ),
+    ),  # fmt: skip
+    labels=lambda J: labels(J, mixed=True),
+    claims_list=SECTOR_CLAIMS,
+    inputs=modes_inputs,
+    requires=modes_requires,
+    check=modes_check,
+    economy=modes_economy,
+    claims=modes_claims,
+    rate=1.2e6,
+    compile_s=1.5,
+    expects=lambda J: (
+        ", ".join(f"r_{j}" for j in range(1, J + 1))
+        + ", beta, alpha and "
+        + ", ".join(f"theta_{j}" for j in range(1, J + 1))
+        + " (or Lbar_j); optional L_S"
+    ),
+)

@@ -1,4 +1,4 @@
-r"""Model ``standard`` (JDE section 2; MODEL.md section 2): externalities tied to a sector.
+r"""Model ``standard`` (JDE section 2; docs/models.md#standard): externalities tied to a sector.
 
 Two goods. Good 1 has productivity ``lam_1i`` and no externality; good 2 has
 productivity ``lam_2i (1 + alpha min(Lbar, L_2i))``, so a full cluster multiplies it
@@ -16,8 +16,6 @@ label   equilibrium                                   exists iff                
 ======  ============================================  ===========================  ======
 
 ``B1`` and ``C2`` are stable where their condition holds strictly; ``D`` never is.
-A condition holding with equality (relative 1e-12) sets ``knife_edge``; there the
-equilibrium still exists (weak inequality) but is not counted as stable.
 
 Claims (``claim`` labels ``P``, ``CA``), checked where ``theta_S = theta``
 (``L_S >= Lbar``) and the point is not knife-edge:
@@ -26,57 +24,151 @@ Claims (``claim`` labels ``P``, ``CA``), checked where ``theta_S = theta``
 - ``CA``: where both corners exist, ``C2`` pays more than ``B1`` iff ``c > 1`` (the
   Mill test for protecting good 2 passes iff South has comparative advantage in it).
 
-Parameters (each a float64 scalar for one point):
-``r_1, r_2 > 0`` relative productivities; ``theta > 1`` gain of a full cluster;
-``theta_S`` in ``(1, theta]`` South's scale-limited gain.
+Kernel inputs (float64 per point): ``r_1, r_2 > 0``; ``theta > 1``; ``theta_S`` in
+``(1, theta]``, South's scale-limited gain.
 """
 
 from __future__ import annotations
 
-import jax.numpy as jnp
+import numpy as np
 
-from ._common import barrier, claim_code, near, ratio, summarise
+from ._spec import (
+    PRODUCTIVITY,
+    Claim,
+    Margins,
+    Model,
+    Param,
+    claim_code,
+    need,
+    need_relative_productivity,
+    relative_productivity,
+)
 
 LABELS = ("B1", "C2", "D")
-CLAIMS = ("P", "CA")
-CLAIM_TEXT = {
-    "P": "multiple stable equilibria iff 1 < c < theta (c = r_2/r_1)",
-    "CA": "where B1 and C2 both exist, w(C2) > w(B1) iff c > 1 (Mill test iff CA)",
-}
-INPUTS = ("r_1", "r_2", "theta", "theta_S")
 
 
-def labels(J: int = 2) -> list[str]:
-    return list(LABELS)
+def economy(ops, r_1, r_2, theta, theta_S):
+    """Defining conditions and candidate wages at one point (or arrays of points)."""
+    c = ops.ratio(r_2, r_1)
+    theta_over_c = ops.ratio(theta, c)
+    gain = ops.ratio(theta_S, theta)  # exactly 1 when scale does not bind
+    c_gain = ops.barrier(c * gain)  # c theta_S / theta
+    w_C2 = ops.barrier(r_2 * gain)
+    m = Margins(ops)
+    m.add("B1", c, "<=", theta, "B1: c = theta", r"$c = \theta$")
+    m.add(
+        "C2",
+        c_gain,
+        ">=",
+        1.0,
+        "C2: c theta_S/theta = 1",
+        r"$c\,\theta_S/\theta = 1$",
+        draw_where=theta_S < theta,
+    )  # fmt: skip  (= the CA line where theta_S = theta)
+    m.add("D", theta_over_c, ">", 1.0, boundary=False)  # the B1 line again
+    m.add("D", theta_over_c, "<", theta_S, boundary=False)  # the C2 line again
+    m.add(None, c, ">=", 1.0, "CA: c = r_2/r_1 = 1", r"$c = r_2/r_1 = 1$")  # Mill test
+    wage = ops.xp.stack([r_1, w_C2, r_1], axis=-1)
+    return {"margins": m, "wage": wage, "aux": {"c": c, "w_C2": w_C2}}
 
 
 def equilibria(r_1, r_2, theta, theta_S):
-    """Equilibria of the standard model at one point (see the module docstring)."""
-    c = ratio(r_2, r_1)
-    theta_over_c = ratio(theta, c)
-    gain = ratio(theta_S, theta)  # exactly 1 when scale does not bind
-    c_gain = barrier(c * gain)  # c theta_S / theta
-    w_C2 = barrier(r_2 * gain)
+    """The kernel at one point (JAX): every output of the cube for these inputs."""
+    from ._spec import point_kernel
 
-    b1 = c <= theta
-    c2 = c_gain >= 1.0
-    d = (theta_over_c > 1.0) & (theta_over_c < theta_S)
-    edge_b1, edge_c2 = near(c, theta), near(c_gain, 1.0)
-    knife = edge_b1 | edge_c2 | near(theta_over_c, 1.0) | near(theta_over_c, theta_S)
+    return point_kernel(MODEL, 2, r_1=r_1, r_2=r_2, theta=theta, theta_S=theta_S)
 
-    exists = jnp.stack([b1, c2, d])
-    stable = jnp.stack([(c < theta) & ~edge_b1, (c_gain > 1.0) & ~edge_c2, jnp.zeros_like(b1)])
-    wage = jnp.stack([r_1, w_C2, r_1])
-    out = summarise(exists, stable, wage)
 
-    applicable = (theta_S == theta) & ~knife
+def claims(ops, inp, out, aux):
+    """Claims ``P`` and ``CA`` (module docstring) as int8 codes."""
+    c, theta = aux["c"], inp["theta"]
+    applicable = (inp["theta_S"] == theta) & ~out["knife_edge"]
     claim_p = (out["n_stable"] >= 2) == ((c > 1.0) & (c < theta))
-    both = b1 & c2
-    claim_ca = jnp.where(both, (w_C2 > r_1) == (c > 1.0), True)
-    out["knife_edge"] = knife
-    out["claims"] = jnp.stack(
-        [claim_code(claim_p, applicable), claim_code(claim_ca, applicable & both)]
+    both = out["exists"][0] & out["exists"][1]
+    claim_ca = ops.xp.where(both, (aux["w_C2"] > inp["r_1"]) == (c > 1.0), True)
+    return ops.xp.stack(
+        [claim_code(ops, claim_p, applicable), claim_code(ops, claim_ca, applicable & both)]
     )
+
+
+def scale(theta=None, alpha=None, Lbar=None, L_S=None):
+    """``(theta, alpha, Lbar, theta_S)`` as the model derives them from what is given
+    (numpy arrays or floats): ``theta`` from ``theta`` or ``1 + alpha Lbar``; a missing
+    ``alpha`` or ``Lbar`` from the other and ``theta`` (None when neither is given);
+    ``theta_S = theta`` if ``L_S >= Lbar`` (or no scale given) else ``1 + alpha L_S``."""
+    if theta is None:
+        theta = 1.0 + alpha * Lbar
+    elif alpha is None and Lbar is not None:
+        alpha = (theta - 1.0) / Lbar
+    elif Lbar is None and alpha is not None:
+        Lbar = (theta - 1.0) / alpha
+    if Lbar is None:  # no scale information: scale never binds
+        theta_S = np.array(theta, copy=True)
+    else:
+        L_S = np.inf if L_S is None else L_S
+        theta_S = np.where(L_S >= Lbar, theta, 1.0 + alpha * np.minimum(L_S, Lbar))
+    return theta, alpha, Lbar, theta_S
+
+
+def inputs(p: dict[str, np.ndarray], J: int = 2) -> dict[str, np.ndarray]:
+    """Config values -> kernel inputs: ``r_j`` (or ``lam_jS / lam_jN``), ``theta`` and
+    South's gain ``theta_S`` (:func:`scale`)."""
+    r = relative_productivity(p, 2)
+    theta, _, _, theta_S = scale(p.get("theta"), p.get("alpha"), p.get("Lbar"), p.get("L_S"))
+    return {"r_1": r[:, 0], "r_2": r[:, 1], "theta": theta, "theta_S": theta_S}
+
+
+def point_equilibria(r_1: float, r_2: float, theta: float, theta_S: float) -> dict:
+    """Which equilibria exist at one point, as a sweep classifies them (the model's own
+    :func:`economy`, classified by numpy): ``{"labels", "exists", "stable",
+    "knife_edge"}`` (label -> bool for the two middle entries)."""
+    from ._spec import NUMPY, evaluate
+
+    inp = {
+        k: np.float64(v) for k, v in dict(r_1=r_1, r_2=r_2, theta=theta, theta_S=theta_S).items()
+    }
+    out = evaluate(MODEL, NUMPY, LABELS, inp)
+    return {
+        "labels": list(LABELS),
+        "exists": {lab: bool(v) for lab, v in zip(LABELS, np.asarray(out["exists"]))},
+        "stable": {lab: bool(v) for lab, v in zip(LABELS, np.asarray(out["stable"]))},
+        "knife_edge": bool(out["knife_edge"]),
+    }
+
+
+def ppf_point(p: dict[str, float]) -> dict[str, float | None]:
+    """Parameters of the PPF (JDE Fig. 1) at one point of a cube (``p``: the point's
+    parameter values by config name): ``r_j``, ``lam_jN``, ``theta``, ``alpha``,
+    ``Lbar``, and a finite ``L_S`` to draw (``Lbar`` when scale never binds)."""
+    one = {k: np.array([float(v)]) for k, v in p.items()}
+    r = relative_productivity(one, 2)[0]
+    out: dict[str, float | None] = {"r_1": float(r[0]), "r_2": float(r[1])}
+    for j in (1, 2):
+        out[f"lam_{j}N"] = float(p[f"lam_{j}N"]) if f"r_{j}" not in p else 1.0
+    theta, alpha, Lbar, _ = scale(*(p.get(k) for k in ("theta", "alpha", "Lbar", "L_S")))
+    L_S = float(p.get("L_S", np.inf))
+    if not np.isfinite(L_S):  # scale never binds: draw a South that just completes it
+        L_S = float(Lbar) if Lbar is not None else 1.0
+    out.update(theta=float(theta), L_S=L_S, alpha=None if alpha is None else float(alpha),
+               Lbar=None if Lbar is None else float(Lbar))  # fmt: skip
+    return out
+
+
+def requires(given: set[str], J: int) -> list[tuple[str, str]]:
+    out = need_relative_productivity(given, 2)
+    t, a, lb = "theta" in given, "alpha" in given, "Lbar" in given
+    if t and a and lb:
+        out.append(
+            (
+                "params.theta",
+                "over-determined: give theta or alpha and Lbar (theta = 1 + alpha Lbar), "
+                "not all three",
+            )
+        )
+    elif not t and not (a and lb):
+        out.append(need("theta", "give theta > 1, or alpha and Lbar"))
+    if "L_S" in given and not lb and not (t and a):
+        out.append(("params.L_S", "L_S needs the cluster size: give Lbar (or alpha)"))
     return out
 
 
@@ -88,8 +180,6 @@ def ppf(r_1, r_2, theta, L_S, alpha=None, Lbar=None, n: int = 201, lam_1N=1.0, l
     the world price ratio ``p_1/p_2 = theta lam_2N / lam_1N``. ``Lbar`` defaults to
     ``L_S`` and ``alpha`` to ``(theta - 1) / Lbar``.
     """
-    import numpy as np
-
     Lbar = L_S if Lbar is None else Lbar
     alpha = (theta - 1.0) / Lbar if alpha is None else alpha
     lam_1S, lam_2S = r_1 * lam_1N, r_2 * lam_2N
@@ -104,3 +194,51 @@ def ppf(r_1, r_2, theta, L_S, alpha=None, Lbar=None, n: int = 201, lam_1N=1.0, l
         "Q_2_no_externality": q2_lin,
         "price_ratio": theta * lam_2N / lam_1N,
     }
+
+
+def _plot_ppf(ds, at=None, ax=None):
+    from ..figures import plot_ppf
+
+    return plot_ppf(ds=ds, at=at, ax=ax)
+
+
+MODEL = Model(
+    name="standard",
+    title="externalities tied to a sector",
+    source="JDE section 2",
+    anchor="standard",
+    sectors=2,
+    params=PRODUCTIVITY
+    + (
+        Param(
+            "theta",
+            "gain from a full cluster in good 2",
+            "\\theta",
+            lo=1.0,
+            example=2.0,
+            hint=" (theta <= 1 means clustering loses productivity)",
+        ),
+        Param("alpha", "strength of the clustering externality", "\\alpha", lo=0.0, example=0.5),
+        Param("Lbar", "labour at which the cluster is complete", "\\bar L", lo=0.0, example=2.0),
+        Param(
+            "L_S", "South's labour force (inf: scale never binds)", "L_S", lo=0.0, allow_inf=True
+        ),
+    ),  # fmt: skip
+    labels=lambda J=2: list(LABELS),
+    claims_list=(
+        Claim("P", "multiple stable equilibria iff 1 < c < theta (c = r_2/r_1)"),
+        Claim("CA", "where B1 and C2 both exist, w(C2) > w(B1) iff c > 1 (Mill test iff CA)"),
+    ),
+    inputs=inputs,
+    requires=requires,
+    economy=economy,
+    claims=claims,
+    stable_capable=lambda lab: lab in ("B1", "C2"),
+    figures=("phase", "welfare", "income-gap", "ppf"),
+    plots={"ppf": _plot_ppf},
+    income_gap="C2",
+    expressions={"c": "r_2 / r_1"},
+    rate=2.5e6,
+    compile_s=1.0,
+    expects=lambda J: "r_1, r_2 and theta (or alpha and Lbar); optional L_S",
+)

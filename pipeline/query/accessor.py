@@ -1,0 +1,97 @@
+"""The ``ds.marshall`` accessor: a thin front over :mod:`pipeline.query`'s functions
+(each method forwards to the function of the same name, with the cube first)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import xarray as xr
+
+from . import boundaries as _b
+from . import expr as _e
+from . import meta as _m
+from . import tables as _t
+
+
+@xr.register_dataset_accessor("marshall")
+class MarshallAccessor:
+    """Queries over a marshall cube (``ds.marshall``); see :mod:`pipeline.query`."""
+
+    def __init__(self, ds: xr.Dataset):
+        self._ds = ds
+
+    # structure
+    model = property(lambda self: _m.model_name(self._ds), doc="the model's name")
+    J = property(lambda self: _m.J(self._ds), doc="number of sectors")
+    params = property(lambda self: _m.params(self._ds), doc="swept parameters")
+    fixed = property(lambda self: _m.fixed(self._ds), doc="fixed parameters")
+    labels = property(lambda self: _m.labels(self._ds), doc="equilibrium labels")
+    done = property(lambda self: _m.done(self._ds), doc="computed points")
+
+    def decl(self):
+        """The model's declaration (None if its module cannot be imported here)."""
+        return _m.decl(self._ds)
+
+    def summary(self) -> dict:
+        return _t.summary(self._ds)
+
+    # regimes
+    def regime_names(self) -> dict[int, str]:
+        return _m.regime_names(self._ds)
+
+    def regime_code(self, name: str) -> int:
+        return _m.regime_code(self._ds, name)
+
+    def regime(self) -> xr.DataArray:
+        return _t.regime(self._ds)
+
+    def regime_share(self, by: str | Sequence[str] | None = None, where=None):
+        return _t.regime_share(self._ds, by=by, where=where)
+
+    def multiple(self) -> xr.DataArray:
+        return _t.multiple(self._ds)
+
+    # points
+    def indexers(self, params, require_all=False, free=(), method=None) -> dict[str, int]:
+        return _m.indexers(self._ds, params, require_all=require_all, free=free, method=method)
+
+    def point(self, method: str | None = None, **params: float) -> xr.Dataset:
+        return _t.point(self._ds, method=method, **params)
+
+    def coords_of(self, sub: xr.Dataset) -> dict[str, Any]:
+        return _m.coords_of(self._ds, sub)
+
+    def at(self, method: str | None = None, **params: float) -> pd.DataFrame:
+        return _t.at(self._ds, method=method, **params)
+
+    def transition(self, method: str | None = None, **params: float) -> pd.DataFrame:
+        return _t.transition(self._ds, method=method, **params)
+
+    def status_text(self, code: int) -> str:
+        return _t.status_text(self._ds, code)
+
+    # masks
+    def where(self, expr: str) -> xr.DataArray:
+        return _e.where(self._ds, expr)
+
+    def count(self, m) -> int:
+        return _t.count(self._ds, m)
+
+    def points(self, m, limit: int | None = None) -> pd.DataFrame:
+        return _t.points(self._ds, m, limit=limit)
+
+    # claims
+    def claims(self, examples: int = 3) -> pd.DataFrame:
+        return _t.claims(self._ds, examples=examples)
+
+    def claims_ok(self) -> bool:
+        return _t.claims_ok(self._ds)
+
+    # slices
+    def slice2d(self, x: str, y: str, at: Mapping[str, Any] | None = None, method=None):
+        return _m.slice2d(self._ds, x, y, at, method=method)
+
+    def boundaries(self, x: str, y: str, at: Mapping[str, Any] | None = None, n: int = 401):
+        return _b.boundaries(self._ds, x, y, at=at, n=n)

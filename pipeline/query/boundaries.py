@@ -1,0 +1,132 @@
+"""The analytic boundaries of a 2-D slice: where a defining condition of an equilibrium
+holds with equality. They come from the model's own margins (``economy``, evaluated by
+numpy), the same code whose comparisons classify the cube, so a boundary drawn on a
+phase diagram is exactly where the colours beneath it change."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..models._spec import NUMPY
+from . import meta
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """An analytic boundary in the plane of a 2-D slice.
+
+    ``name`` is plain text (e.g. ``"C2: r_1/r_2 = theta_1"``), ``label`` the same in
+    mathtext, ``equilibrium`` the label whose existence changes across it (empty for a
+    reference line such as the Mill test's ``c = 1``), and ``segments`` the curve as
+    ``(n, 2)`` arrays of ``(x, y)`` points.
+    """
+
+    name: str
+    label: str
+    equilibrium: str
+    x: str
+    y: str
+    segments: tuple[np.ndarray, ...] = field(default=(), repr=False)
+
+    def __bool__(self) -> bool:
+        return bool(self.segments)
+
+
+def _fine(coord: xr.DataArray, n: int) -> tuple[np.ndarray, bool]:
+    v = np.asarray(coord.values, float)
+    lo, hi = float(v.min()), float(v.max())
+    log = meta.is_log(coord) and lo > 0
+    if hi == lo:
+        return np.array([lo]), log
+    return (np.geomspace(lo, hi, n) if log else np.linspace(lo, hi, n)), log
+
+
+def _holds(lhs, op, rhs):
+    return {"<=": lhs <= rhs, "<": lhs < rhs, ">=": lhs >= rhs, ">": lhs > rhs}[op]
+
+
+def margins_on(ds: xr.Dataset, values: Mapping[str, np.ndarray]):
+    """The model's margins at arbitrary parameter values (config names -> float64
+    arrays of one shape), fixed parameters taken from the cube."""
+    m = meta.require_decl(ds, "the analytic boundaries")
+    J = meta.J(ds)
+    shape = np.shape(next(iter(values.values())))
+    p: dict[str, np.ndarray] = {}
+    for name, v in meta.fixed(ds).items():
+        hit = m.param(name, J)
+        if hit is not None and isinstance(v, (int, float)):
+            p[hit[1]] = np.full(int(np.prod(shape)), float(v))
+    for name, v in values.items():
+        hit = m.param(name, J)
+        p[hit[1] if hit else name] = np.asarray(v, float).ravel()
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        inputs = m.inputs(p, J)
+        return m.economy(NUMPY, **inputs)["margins"], shape
+
+
+def boundaries(
+    ds: xr.Dataset, x: str, y: str, at: Mapping[str, Any] | None = None, n: int = 401
+) -> list[Boundary]:
+    """The analytic boundaries crossing the 2-D slice ``(x, y)``.
+
+    Every defining condition ``lhs OP rhs`` that the model marks as a boundary is
+    contoured as ``log(lhs / rhs) = 0`` on an ``n x n`` grid spanning the slice
+    (log-spaced on log axes), only where the equilibrium's other conditions hold (so
+    that crossing the curve changes whether it exists) and where the model says to
+    draw it. Only conditions that change sign in the slice are returned.
+    """
+    import contourpy
+
+    sub = meta.slice2d(ds, x, y, at)
+    xs, lx = _fine(sub[x], n)
+    ys, ly = _fine(sub[y], n)
+    X, Y = np.meshgrid(xs, ys)
+    fixed_here = {str(k): float(c.values) for k, c in sub.coords.items()
+                  if c.ndim == 0 and k in meta.params(ds)}  # fmt: skip
+    values = {x: X, y: Y} | {k: np.full(X.shape, v) for k, v in fixed_here.items()}
+    mg, shape = margins_on(ds, values)
+    U = np.log10(X) if lx else X
+    V = np.log10(Y) if ly else Y
+    out = []
+    drawn: list[np.ndarray] = []  # a curve given twice (e.g. per sector, alike) is drawn once
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        arrays = [(np.broadcast_to(np.asarray(a, float), (X.size,)),
+                   np.broadcast_to(np.asarray(b, float), (X.size,)))
+                  for a, b in zip(mg.lhs, mg.rhs, strict=True)]  # fmt: skip
+        for i, eq in enumerate(mg.eq):
+            if not mg.boundary[i]:
+                continue
+            lhs, rhs = arrays[i]
+            F = np.log(lhs / rhs)
+            rel = np.ones(X.size, bool)
+            if eq is not None:
+                for k, other in enumerate(mg.eq):
+                    if k != i and other == eq:
+                        rel &= _holds(*arrays[k][:1], mg.op[k], arrays[k][1])
+            if mg.draw_where[i] is not None:
+                rel &= np.broadcast_to(np.asarray(mg.draw_where[i], bool), (X.size,))
+            F = np.where(np.isfinite(F) & rel, F, np.nan).reshape(X.shape)
+            if not (np.nanmin(F, initial=np.inf) < 0 < np.nanmax(F, initial=-np.inf)):
+                continue
+            if any(np.array_equal(F, G, equal_nan=True) for G in drawn):
+                continue
+            drawn.append(F)
+            gen = contourpy.contour_generator(U, V, np.ma.masked_invalid(F))
+            segs = []
+            for s in gen.lines(0.0):
+                s = np.asarray(s, float)
+                if len(s) < 2:
+                    continue
+                if lx:
+                    s[:, 0] = 10 ** s[:, 0]
+                if ly:
+                    s[:, 1] = 10 ** s[:, 1]
+                segs.append(s)
+            if segs:
+                out.append(Boundary(mg.name[i], mg.label[i], eq or "", x, y, tuple(segs)))
+    return out

@@ -1,0 +1,155 @@
+"""Reading a cube: a partly written or damaged cube reads as missing, never as data.
+
+:func:`open_cube` returns the cube lazily (dask-backed). When the cube is not complete
+(a run may be writing it) it reads ``done`` first, as one snapshot, and masks every
+other variable by it: a point reads as computed only if it was complete before the
+other variables were read, because a block's data is written before its ``done``. A
+block marked done whose chunk files are missing (deleted, lost) is masked too, with
+a warning naming ``marshall verify --repair``; a corrupted or truncated chunk fails its
+CRC-32C check when read, so it raises instead of returning wrong values.
+
+A plain ``xarray.open_zarr`` reader of a cube that is being written stays safe by doing
+the same: ``done = ds.done.load()`` first, then ``ds.where(done)`` (or keep to points
+where ``done`` is true); on a complete cube (``ds.attrs["complete"] == 1``) nothing is
+needed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .cube import STATE, done_blocks
+
+
+class DamagedCubeWarning(UserWarning):
+    """Blocks marked done whose data is missing: read as not computed."""
+
+
+def _chunk_grid(path: Path, var: str) -> tuple[list[int], list[int], str] | None:
+    """``(shape, chunk shape, key separator)`` of a stored variable, from its metadata."""
+    try:
+        meta = json.loads((path / var / "zarr.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    grid = meta.get("chunk_grid", {}).get("configuration", {})
+    enc = meta.get("chunk_key_encoding", {})
+    sep = enc.get("configuration", {}).get("separator", "/")
+    if enc.get("name", "default") != "default":
+        return None
+    return list(meta.get("shape", [])), list(grid.get("chunk_shape", [])), sep
+
+
+def missing_chunks(path: Path, ds: xr.Dataset, blocks) -> set[int]:
+    """Blocks (ids over the swept dims, C order) among ``blocks`` for which some
+    variable's chunk file is absent. Chunks are the blocks (plus whole extra dims)."""
+    path = Path(path)
+    swept = ds["done"].dims
+    bad: set[int] = set()
+    blocks = sorted(blocks)
+    if not blocks:
+        return bad
+    for name in ds.data_vars:
+        g = _chunk_grid(path, str(name))
+        if g is None:
+            continue
+        shape, chunks, sep = g
+        nd = len(swept)
+        nch = [math.ceil(s / c) for s, c in zip(shape[:nd], chunks[:nd])]
+        extra = [math.ceil(s / c) for s, c in zip(shape[nd:], chunks[nd:])]
+        if any(e != 1 for e in extra):
+            continue
+        tail = [0] * len(extra)
+        present = _chunk_files(path / str(name), sep)
+        for b in blocks:
+            idx = list(np.unravel_index(b, nch)) if nd else []
+            key = sep.join(["c", *(str(int(i)) for i in idx + tail)])
+            if key not in present:
+                bad.add(b)
+    return bad
+
+
+def _chunk_files(vdir: Path, sep: str) -> set[str]:
+    root = vdir / "c"
+    out = set()
+    if not root.is_dir():
+        return out
+    if sep == "/":
+        n = len(vdir.parts)
+        for p in root.rglob("*"):
+            if p.is_file():
+                out.add("/".join(p.parts[n:]))
+    else:
+        out = {p.name for p in vdir.iterdir() if p.is_file()}
+    return out
+
+
+def _block_mask(ds: xr.Dataset, chunks: tuple[int, ...], blocks: set[int]) -> np.ndarray:
+    done = ds["done"]
+    mask = np.ones(done.shape, bool)
+    nch = [math.ceil(s / c) for s, c in zip(done.shape, chunks)]
+    for b in blocks:
+        idx = np.unravel_index(b, nch)
+        mask[tuple(slice(i * c, (i + 1) * c) for i, c in zip(idx, chunks))] = False
+    return mask
+
+
+def open_cube(path: str | Path, *, check: bool = True) -> xr.Dataset:
+    """Open a cube (lazily, dask-backed). Points not yet computed have ``done == False``
+    and read as NaN (floats), -1 (integer codes) or False; see the module docstring
+    for partly written and damaged cubes. ``check=False`` skips the chunk check."""
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        raise FileNotFoundError(f"no marshall cube at {path}")
+    with warnings.catch_warnings():  # a cube still being written has no consolidated metadata
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        warnings.filterwarnings("ignore", message="Consolidated metadata")
+        ds = xr.open_zarr(path)
+    if "done" not in ds or not (path / STATE).is_dir():
+        return ds
+    complete = bool(ds.attrs.get("complete"))
+    damaged: set[int] = set()
+    if check:
+        chunks = tuple(int(c[0]) for c in ds["done"].chunks) if ds["done"].chunks else ()
+        damaged = missing_chunks(path, ds, done_blocks(path))
+        if damaged:
+            warnings.warn(
+                f"{path}: {len(damaged)} block(s) marked done have missing data (first: "
+                f"{sorted(damaged)[:5]}); they read as not computed. Run `marshall verify "
+                f"{path} --repair` to recompute them.",
+                DamagedCubeWarning,
+                stacklevel=2,
+            )
+    if complete and not damaged:
+        return ds
+    done = ds["done"].load()  # the snapshot: read before any other variable
+    if damaged:
+        done = done & xr.DataArray(_block_mask(ds, chunks, damaged), dims=done.dims)
+    out = ds.copy()
+    fills = {name: v.encoding.get("_FillValue", v.attrs.get("_FillValue")) for name, v in
+             ds.data_vars.items()}  # fmt: skip
+    for name, v in ds.data_vars.items():
+        if name == "done" or not set(done.dims) <= set(v.dims):
+            continue
+        fill = _fill(v, fills.get(name))
+        out[name] = xr.where(done, v, fill, keep_attrs=True).astype(v.dtype)
+        out[name].encoding = v.encoding
+    out["done"] = done.astype(bool)
+    out["done"].attrs = ds["done"].attrs
+    out.attrs = dict(ds.attrs) | ({"damaged_blocks": len(damaged)} if damaged else {})
+    return out
+
+
+def _fill(v: xr.DataArray, fill):
+    if v.dtype == bool:
+        return False
+    if np.issubdtype(v.dtype, np.floating):
+        return np.nan
+    if fill is not None and not (isinstance(fill, float) and math.isnan(fill)):
+        return np.asarray(fill).astype(v.dtype)[()]
+    return np.asarray(-1).astype(v.dtype)[()]
