@@ -85,8 +85,8 @@ def test_out_of_tree_model_end_to_end(outside):
 def test_unimportable_model_is_a_clear_config_error(outside, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text((outside / "custom_model.yaml").read_text())
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     res = subprocess.run([str(BIN / "marshall"), "plan", str(cfg)], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120,
-                         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})  # fmt: skip
+                         capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
     assert res.returncode == 2
     assert "cannot import module 'custom_model'" in res.stderr and "PYTHONPATH" in res.stderr
