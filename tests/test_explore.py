@@ -135,6 +135,34 @@ def test_slice_columns_are_what_at_gives(coord):
         assert {d: float(ds[d].values[j]) for d, j in zip(cube.params, multi)} == at
 
 
+def test_slab_cache_reads_each_chunk_block_once(partial):
+    """Slider steps inside one chunk read nothing new, and give the slice a direct read
+    of ``ds.marshall.slice2d`` gives (the partial cube: chunks of 4 along r_1)."""
+    import xarray as xr
+
+    from pipeline.explore.slices import SlabCache
+
+    ds, _ = partial
+    cube = Cube(ds)
+    cache = SlabCache()
+    for i in (0, 1, 2, 3, 4, 7, 3):  # r_1 chunks [0, 4), [4, 8)
+        got = load_slice(cube, "theta_1", "theta_2", {"r_1": i}, cache)
+        want = load_slice(cube, "theta_1", "theta_2", {"r_1": i})
+        xr.testing.assert_identical(got, want)
+    assert cache.reads == 2  # the blocks [0, 4) and [4, 8), both kept
+    one = SlabCache(keep=1)
+    for i in (0, 4, 3):
+        load_slice(cube, "theta_1", "theta_2", {"r_1": i}, one)
+    assert one.reads == 3  # [0, 4) was let go for [4, 8)
+    tiny = SlabCache(max_bytes=1)  # too big to keep: each slice read alone
+    for i in (0, 1):
+        xr.testing.assert_identical(
+            load_slice(cube, "theta_1", "theta_2", {"r_1": i}, tiny),
+            load_slice(cube, "theta_1", "theta_2", {"r_1": i}),
+        )
+    assert tiny.reads == 2
+
+
 def test_unicode_symbols():
     assert unicode_symbol(r"\theta_{1}", "theta_1") == "θ₁"
     assert unicode_symbol("r_{2}", "r_2") == "r₂"

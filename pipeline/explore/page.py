@@ -39,6 +39,7 @@ from .slices import (
     Cube,
     ExploreError,
     RegimeIndex,
+    SlabCache,
     View,
     column_names,
     fmt,
@@ -52,6 +53,8 @@ from .slices import (
 
 Update = tuple[Any, str, Any]
 W, H = 600, 420
+#: slices of at most this many cells get outlines (see :meth:`Page.figures`)
+OUTLINE_CELLS = 4096
 BOUNDARY_N = 257
 
 # glue of the offline page: look up the state's recorded updates and assign them
@@ -106,6 +109,7 @@ class Page:
         x: str | None = None,
         y: str | None = None,
         boundary_n: int = BOUNDARY_N,
+        cache: SlabCache | None = None,
     ):
         from bokeh.models import CustomJSHover
 
@@ -113,6 +117,7 @@ class Page:
         self.name = name
         self.at_given = dict(at or {})
         self.boundary_n = boundary_n
+        self.cache = cache
         self.regimes = RegimeIndex(cube.bits)
         for d, what in ((x, "--x"), (y, "--y")):
             if d is not None and d not in cube.free:
@@ -130,6 +135,7 @@ class Page:
         self.fmt_claim = CustomJSHover(code=CLAIM_JS)
         self.fmt_label = CustomJSHover(args={"labels": cube.labels}, code=LABEL_JS)
         self.fmt_regime = CustomJSHover(args={"names": list(self.regimes.names)}, code=NAME_JS)
+        self._view_tips = {v.key: self._view_tooltip(v) for v in cube.views}
         self._sources: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._figs: dict[tuple[str, str], dict[str, Any]] = {}
         self._build()
@@ -409,7 +415,10 @@ class Page:
             selection_line_width=2,
         )
         pc = {"field": "ci", "transform": self.phase_mapper}
-        cells = phase.quad(**geom, fill_color=pc, line_color=pc, **keep)
+        # an outline in the cell's own colour hides the anti-aliasing seams between
+        # cells; stroking costs as much as filling, so only on slices of few cells
+        outline = cube.sizes[x] * cube.sizes[y] <= OUTLINE_CELLS
+        cells = phase.quad(**geom, fill_color=pc, line_color=pc if outline else None, **keep)
         phase.multi_line(cx, cy, source=bsrc, line_color="white", line_width=4)
         bl = phase.multi_line(cx, cy, source=bsrc, line_color="black", line_width=1.6)
         bl.glyph.line_dash = "dashed"
@@ -420,17 +429,22 @@ class Page:
             TapTool(renderers=[cells]),
         )
         welfare = fig("welfare", "welfare")
-        layers = {}
-        for v in cube.views:
-            wc = {"field": f"wi_{v.col}", "transform": self.view_mappers[v.key]}
-            r = welfare.quad(**geom, fill_color=wc, line_color=wc, visible=False, **keep)
-            t, fm = self._view_tooltip(v)
-            welfare.add_tools(HoverTool(renderers=[r], tooltips=t, formatters=fm))
-            layers[v.key] = r
-        welfare.add_tools(TapTool(renderers=list(layers.values())))
+        # one layer for every view: a view switch changes its colour field and tooltip
+        v0 = cube.views[0]
+        wc = {"field": f"wi_{v0.col}", "transform": self.view_mappers[v0.key]}
+        layer = welfare.quad(**geom, fill_color=wc, line_color=wc if outline else None, **keep)
+        t, fm = self._view_tooltip(v0)
+        whover = HoverTool(renderers=[layer], tooltips=t, formatters=fm, name="hover-welfare")
+        welfare.add_tools(whover, TapTool(renderers=[layer]))
         cbar = ColorBar(color_mapper=self.display[("viridis", False)], width=12, visible=False)
         welfare.add_layout(cbar, "right")
-        self._figs[(x, y)] = {"phase": phase, "welfare": welfare, "layers": layers, "cbar": cbar}
+        self._figs[(x, y)] = {
+            "phase": phase,
+            "welfare": welfare,
+            "layer": layer,
+            "hover": whover,
+            "cbar": cbar,
+        }
         return self._figs[(x, y)]
 
     # ---------------------------------------------------------------- updates
@@ -438,7 +452,7 @@ class Page:
         """The cells, boundaries, legend and slider titles of the slice ``(a, b)`` at
         ``idx`` (one read of the cube), and the scales of its continuous views."""
         cube = self.cube
-        sub = load_slice(cube, a, b, idx)
+        sub = load_slice(cube, a, b, idx, self.cache)
         n_names = len(self.regimes.names)
         cols, scales = slice_columns(cube, sub, a, b, self.regimes)
         src, bsrc = self.source(a, b)
@@ -502,7 +516,14 @@ class Page:
         v = next(v for v in cube.views if v.key == view)
         scale = scales.get(view)
         figs = self.figures(x, y)
-        out: list[Update] = [(r, "visible", k == view) for k, r in figs["layers"].items()]
+        wc = {"field": f"wi_{v.col}", "transform": self.view_mappers[v.key]}
+        tip, fm = self._view_tips[v.key]
+        out: list[Update] = [
+            (figs["layer"].glyph, "fill_color", wc),
+            (figs["layer"].glyph, "line_color", wc if figs["layer"].glyph.line_color else None),
+            (figs["hover"], "tooltips", tip),
+            (figs["hover"], "formatters", fm),
+        ]
         out.append((figs["welfare"].title, "text", v.title))
         items = []
         if v.categorical:

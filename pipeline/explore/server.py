@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 from .page import Page, apply
-from .slices import transition_rows
+from .slices import SlabCache, transition_rows
 
 DEFAULT_PORT = 5006
 
@@ -155,7 +155,11 @@ def serve(
     from bokeh.application.handlers.function import FunctionHandler
     from bokeh.server.server import Server
 
-    Page(ds, name, **page_kw)  # fail before serving: unknown dims, too few, bad --at
+    # fail before serving (unknown dims, too few, bad --at), and warm up: imports, the
+    # store's metadata and the first slab, so the first page is drawn from memory
+    page_kw = dict(page_kw, cache=SlabCache())
+    warm = Page(ds, name, **page_kw)
+    warm.state_updates()
     port = port or _free_port(host)
     origins = [f"{host}:{port}"] + ([f"localhost:{port}"] if host in ("127.0.0.1", "::1") else [])
     server = Server(

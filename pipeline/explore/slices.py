@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import threading
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -317,12 +318,79 @@ class RegimeIndex:
 # ------------------------------------------------------------------------ slice
 
 
-def load_slice(cube: Cube, a: str, b: str, idx: Mapping[str, int]) -> xr.Dataset:
+def load_slice(
+    cube: Cube, a: str, b: str, idx: Mapping[str, int], cache: SlabCache | None = None
+) -> xr.Dataset:
     """The 2-D slice ``(b, a)`` of the variables the page draws, in memory: one read of
-    ``ds.marshall.slice2d`` (other swept dims at ``idx`` and the fixed ones)."""
+    ``ds.marshall.slice2d`` (other swept dims at ``idx`` and the fixed ones), or through
+    ``cache`` (:class:`SlabCache`)."""
+    if cache is not None:
+        return cache.slice(cube, a, b, idx)
     at = cube.at_values(cube.full_index(a, b, idx))
     sub = cube.ds.marshall.slice2d(a, b, at=at)[cube.vars]
     return sub.transpose(b, a, ...).compute()
+
+
+class SlabCache:
+    """The chunk-aligned blocks of a cube that 2-D slices were read from, kept in memory
+    for the next slider steps.
+
+    A zarr store decompresses whole chunks: reading the slice ``(a, b)`` at ``theta_2 =
+    k`` decodes every chunk it crosses, which also holds ``theta_2 = k +- 1`` (as far as
+    the chunk goes). This keeps those decoded chunks (the *slab*: all of ``a`` and ``b``
+    and, along each other dim, the chunk holding the index), so that a slider step inside
+    the chunk costs no read at all. Slabs over ``max_bytes`` are not kept (the slice is
+    read alone); at most ``keep`` slabs are held (least recently used goes first).
+    """
+
+    def __init__(self, max_bytes: int = 512 * 2**20, keep: int = 2):
+        self.max_bytes, self.keep = int(max_bytes), int(keep)
+        self._slabs: dict[tuple, xr.Dataset] = {}
+        self._lock = threading.Lock()
+        self.reads = 0  # slabs or slices read from the store
+
+    @staticmethod
+    def _chunk(ds: xr.Dataset, d: str) -> int:
+        ch = ds.chunks.get(d) if ds.chunks else None
+        if ch:
+            return int(ch[0])
+        return int(
+            ds["regime"].encoding.get("chunks", ds["regime"].shape)[
+                list(ds["regime"].dims).index(d)
+            ]
+        )
+
+    def _bytes_per_point(self, cube: Cube) -> int:
+        n = 0
+        for v in cube.vars:
+            da = cube.ds[v]
+            extra = [cube.ds.sizes[d] for d in da.dims if d not in cube.params]
+            n += da.dtype.itemsize * int(np.prod(extra, dtype=np.int64))
+        return n
+
+    def slice(self, cube: Cube, a: str, b: str, idx: Mapping[str, int]) -> xr.Dataset:
+        full = cube.full_index(a, b, idx)
+        block: dict[str, tuple[int, int]] = {}
+        for d, i in full.items():
+            c = 1 if d in cube.fixed_idx else self._chunk(cube.ds, d)
+            c0 = (i // c) * c
+            block[d] = (c0, min(c0 + c, cube.sizes[d]))
+        points = cube.sizes[a] * cube.sizes[b] * math.prod(hi - lo for lo, hi in block.values())
+        if points * self._bytes_per_point(cube) > self.max_bytes:
+            self.reads += 1
+            return load_slice(cube, a, b, idx)
+        key = (id(cube.ds), a, b, tuple(sorted(block.items())))
+        with self._lock:
+            slab = self._slabs.pop(key, None)
+            if slab is None:
+                self.reads += 1
+                slab = cube.ds[cube.vars].isel({d: slice(*r) for d, r in block.items()})
+                slab = slab.compute()
+            self._slabs[key] = slab  # most recent last
+            while len(self._slabs) > self.keep:
+                self._slabs.pop(next(iter(self._slabs)))
+        sub = slab.isel({d: i - block[d][0] for d, i in full.items()})
+        return sub.transpose(b, a, ...)
 
 
 def column_names(cube: Cube) -> list[str]:
