@@ -13,7 +13,8 @@ Run: ``.venv/bin/python benchmarks/bench_explore.py [--points 1e8] [--cube PATH]
 4. moves a slider one step (keyboard, as a person would), ``--moves`` times, and times
    each move in the browser (``performance.now()``) from the key press to the new
    cells in the figure's data source and two animation frames later (painted) (the
-   target: < 300 ms); the same for a switch of the x axis.
+   target: < 300 ms); then one step across a chunk boundary (a new slab is read) and a
+   switch of the x axis.
 
 Prints a table; the numbers go into benchmarks/RESULTS.md by hand.
 """
@@ -155,6 +156,13 @@ def main() -> None:
                 key = "ArrowRight" if (i // 4) % 2 == 0 else "ArrowLeft"
                 moves.append(timed(lambda key=key: page.keyboard.press(key)))
                 page.wait_for_timeout(150)
+            # from the first index of a chunk one step down: a new chunk block is read
+            start = page.evaluate(
+                "() => Bokeh.documents[0].get_model_by_name('slider:theta_2').value"
+            )
+            handle.focus()
+            crossing = timed(lambda: page.keyboard.press("ArrowLeft"))
+            page.wait_for_timeout(150)
             sel = page.evaluate_handle(
                 "() => { const m = Bokeh.documents[0].get_model_by_name('xsel'); "
                 "return Bokeh.index.find_one(m).shadow_el.querySelector('select') }"
@@ -178,6 +186,10 @@ def main() -> None:
         f"slider move, {len(moves)} single steps: median {statistics.median(moves):.0f} ms, "
         f"min {min(moves):.0f}, max {max(moves):.0f} ms; all: "
         + ", ".join(f"{m:.0f}" for m in moves)
+    )
+    print(
+        f"slider step out of the cached chunk block (theta_2 index {start} -> {start - 1}, "
+        f"reads the next slab): {crossing:.0f} ms"
     )
     print(f"x axis switch (new figure, new slice): {axes:.0f} ms")
     print(f"console errors: {errors or 'none'}")

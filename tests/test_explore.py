@@ -136,8 +136,9 @@ def test_slice_columns_are_what_at_gives(coord):
 
 
 def test_slab_cache_reads_each_chunk_block_once(partial):
-    """Slider steps inside one chunk read nothing new, and give the slice a direct read
-    of ``ds.marshall.slice2d`` gives (the partial cube: chunks of 4 along r_1)."""
+    """Slider steps inside one chunk read nothing new once its slab is in, and give the
+    slice a direct read of ``ds.marshall.slice2d`` gives (the partial cube: chunks of 4
+    along r_1)."""
     import xarray as xr
 
     from pipeline.explore.slices import SlabCache
@@ -149,18 +150,20 @@ def test_slab_cache_reads_each_chunk_block_once(partial):
         got = load_slice(cube, "theta_1", "theta_2", {"r_1": i}, cache)
         want = load_slice(cube, "theta_1", "theta_2", {"r_1": i})
         xr.testing.assert_identical(got, want)
-    assert cache.reads == 2  # the blocks [0, 4) and [4, 8), both kept
-    one = SlabCache(keep=1)
+        cache.wait()
+    # the first slice of each block is read alone, its slab behind it; then memory only
+    assert (cache.slice_reads, cache.slab_reads) == (2, 2)
+    one = SlabCache(keep=1, background=False)
     for i in (0, 4, 3):
         load_slice(cube, "theta_1", "theta_2", {"r_1": i}, one)
-    assert one.reads == 3  # [0, 4) was let go for [4, 8)
-    tiny = SlabCache(max_bytes=1)  # too big to keep: each slice read alone
+    assert (one.slice_reads, one.slab_reads) == (3, 3)  # [0, 4) was let go for [4, 8)
+    tiny = SlabCache(max_bytes=1)  # a slab too big to keep: each slice read alone
     for i in (0, 1):
         xr.testing.assert_identical(
             load_slice(cube, "theta_1", "theta_2", {"r_1": i}, tiny),
             load_slice(cube, "theta_1", "theta_2", {"r_1": i}),
         )
-    assert tiny.reads == 2
+    assert (tiny.slice_reads, tiny.slab_reads) == (2, 0)
 
 
 def test_unicode_symbols():

@@ -160,6 +160,7 @@ def serve(
     page_kw = dict(page_kw, cache=SlabCache())
     warm = Page(ds, name, **page_kw)
     warm.state_updates()
+    page_kw["cache"].wait()
     port = port or _free_port(host)
     origins = [f"{host}:{port}"] + ([f"localhost:{port}"] if host in ("127.0.0.1", "::1") else [])
     server = Server(

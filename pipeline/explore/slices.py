@@ -19,8 +19,8 @@ Welfare views: ``best`` (the highest-wage equilibrium), ``ratio`` (best / worst 
 ``w_max / w_min``), ``pv_gain:k`` (dynamic cubes: the present-value gain of
 coordinating in sector ``k``) and ``gap:L`` (income gap ``1 / w_L`` of equilibrium
 ``L``; grey where ``L`` does not exist), the panels of :mod:`pipeline.figures`.
-Continuous views use a 254-colour ramp scaled to the slice (``pv_gain`` symmetric about
-0 when it changes sign, the income gap logarithmic when it spans more than 30x, as the
+Continuous views use a 254-colour ramp scaled to the slice (``pv_gain`` on a diverging
+ramp symmetric about 0, the income gap logarithmic when it spans more than 30x, as the
 static figures do); index 254 is "does not exist", 255 "not computed".
 """
 
@@ -30,6 +30,7 @@ import itertools
 import json
 import math
 import threading
+import time
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -337,36 +338,58 @@ class SlabCache:
 
     A zarr store decompresses whole chunks: reading the slice ``(a, b)`` at ``theta_2 =
     k`` decodes every chunk it crosses, which also holds ``theta_2 = k +- 1`` (as far as
-    the chunk goes). This keeps those decoded chunks (the *slab*: all of ``a`` and ``b``
-    and, along each other dim, the chunk holding the index), so that a slider step inside
-    the chunk costs no read at all. Slabs over ``max_bytes`` are not kept (the slice is
-    read alone); at most ``keep`` slabs are held (least recently used goes first).
+    the chunk goes). The first slice of a block is read alone (fast), then the *slab*
+    (all of ``a`` and ``b`` and, along each other dim, the chunk holding the index) is
+    read in a background thread, so that the next slider steps inside the chunk cost no
+    read at all. Slabs over ``max_bytes`` are never read; at most ``keep`` are held
+    (least recently used goes first). ``slice_reads``/``slab_reads`` count the reads.
     """
 
-    def __init__(self, max_bytes: int = 512 * 2**20, keep: int = 2):
-        self.max_bytes, self.keep = int(max_bytes), int(keep)
+    def __init__(self, max_bytes: int = 512 * 2**20, keep: int = 2, background: bool = True):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.max_bytes, self.keep, self.background = int(max_bytes), int(keep), background
         self._slabs: dict[tuple, xr.Dataset] = {}
+        self._pending: dict[tuple, Any] = {}
         self._lock = threading.Lock()
-        self.reads = 0  # slabs or slices read from the store
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="marshall-slab")
+        self.slice_reads = 0
+        self.slab_reads = 0
+        self.delay = 0.3  # s before a background slab read starts
 
     @staticmethod
     def _chunk(ds: xr.Dataset, d: str) -> int:
         ch = ds.chunks.get(d) if ds.chunks else None
         if ch:
             return int(ch[0])
-        return int(
-            ds["regime"].encoding.get("chunks", ds["regime"].shape)[
-                list(ds["regime"].dims).index(d)
-            ]
-        )
+        reg = ds["regime"]
+        return int(reg.encoding.get("chunks", reg.shape)[list(reg.dims).index(d)])
 
-    def _bytes_per_point(self, cube: Cube) -> int:
+    @staticmethod
+    def _bytes_per_point(cube: Cube) -> int:
         n = 0
         for v in cube.vars:
             da = cube.ds[v]
             extra = [cube.ds.sizes[d] for d in da.dims if d not in cube.params]
             n += da.dtype.itemsize * int(np.prod(extra, dtype=np.int64))
         return n
+
+    def wait(self) -> None:
+        """Until every slab being read is in (for tests)."""
+        for f in list(self._pending.values()):
+            f.result()
+
+    def _read_slab(
+        self, key: tuple, cube: Cube, block: Mapping[str, tuple[int, int]], delay: float = 0.0
+    ) -> None:
+        time.sleep(delay)  # let the slice just read be drawn first (2 cores are few)
+        slab = cube.ds[cube.vars].isel({d: slice(*r) for d, r in block.items()}).compute()
+        with self._lock:
+            self.slab_reads += 1
+            self._slabs[key] = slab
+            self._pending.pop(key, None)
+            while len(self._slabs) > self.keep:
+                self._slabs.pop(next(iter(self._slabs)))
 
     def slice(self, cube: Cube, a: str, b: str, idx: Mapping[str, int]) -> xr.Dataset:
         full = cube.full_index(a, b, idx)
@@ -375,22 +398,29 @@ class SlabCache:
             c = 1 if d in cube.fixed_idx else self._chunk(cube.ds, d)
             c0 = (i // c) * c
             block[d] = (c0, min(c0 + c, cube.sizes[d]))
-        points = cube.sizes[a] * cube.sizes[b] * math.prod(hi - lo for lo, hi in block.values())
-        if points * self._bytes_per_point(cube) > self.max_bytes:
-            self.reads += 1
-            return load_slice(cube, a, b, idx)
         key = (id(cube.ds), a, b, tuple(sorted(block.items())))
         with self._lock:
             slab = self._slabs.pop(key, None)
-            if slab is None:
-                self.reads += 1
-                slab = cube.ds[cube.vars].isel({d: slice(*r) for d, r in block.items()})
-                slab = slab.compute()
-            self._slabs[key] = slab  # most recent last
-            while len(self._slabs) > self.keep:
-                self._slabs.pop(next(iter(self._slabs)))
-        sub = slab.isel({d: i - block[d][0] for d, i in full.items()})
-        return sub.transpose(b, a, ...)
+            if slab is not None:
+                self._slabs[key] = slab  # most recent last
+        if slab is not None:
+            sub = slab.isel({d: i - block[d][0] for d, i in full.items()})
+            return sub.transpose(b, a, ...)
+        self.slice_reads += 1
+        sub = load_slice(cube, a, b, idx)
+        points = cube.sizes[a] * cube.sizes[b] * math.prod(hi - lo for lo, hi in block.values())
+        if points * self._bytes_per_point(cube) <= self.max_bytes:
+            with self._lock:
+                if key not in self._pending:
+                    if self.background:
+                        self._pending[key] = self._pool.submit(
+                            self._read_slab, key, cube, block, self.delay
+                        )
+                    else:
+                        self._pending[key] = None
+            if not self.background:
+                self._read_slab(key, cube, block)
+        return sub
 
 
 def column_names(cube: Cube) -> list[str]:
