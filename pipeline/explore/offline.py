@@ -27,8 +27,8 @@ import xarray as xr
 from .page import POINT_JS, STATE_JS, Page, apply
 from .slices import TRANSITION_VARS, Cube, ExploreError, rows_at, transition_arrays
 
-#: most cells (over all embedded slices) an offline page holds by default (~100 B each)
-MAX_CELLS = 400_000
+#: most cells (over all embedded slices) an offline page holds by default (~500 B each)
+MAX_CELLS = 100_000
 
 
 def check_size(cube: Cube, max_cells: int) -> None:
