@@ -27,10 +27,21 @@ WORKERS = int(os.environ.get("MARSHALL_WORKERS", "0"))  # 0: in the job's proces
 # other swept ones at their first value; ppf and paths at the middle of every axis.
 
 
+def explore_opts(name):
+    """The explorer page of a cube: every swept dimension beyond the first two held at its
+    first value, so the self-contained page holds one 2-D slice (`marshall explore`)."""
+    swept = [a for a in SPECS[name].axes if len(a) > 1]
+    return " ".join(f"--at {a.name}={a.values[0]:.17g}" for a in swept[2:])
+
+
+EXPLORE = [n for n in CONFIGS if len([a for a in SPECS[n].axes if len(a) > 1]) >= 2]
+
+
 rule all:
     input:
         expand("results/cubes/{name}.done", name=CONFIGS),
         expand("results/figures/{name}", name=CONFIGS),
+        expand("results/explore/{name}.html", name=EXPLORE),
         "results/report.md",
 
 
@@ -108,11 +119,27 @@ rule figures:
         "{MARSHALL} figures {params.store} --dir {output} > {log} 2>&1"
 
 
+rule explore:
+    """A self-contained explorer page of a config's cube (`marshall explore --html`)."""
+    input:
+        flag="results/cubes/{name}.done",
+    output:
+        "results/explore/{name}.html",
+    params:
+        store=lambda w: str(SPECS[w.name].output),
+        opts=lambda w: explore_opts(w.name),
+    log:
+        "logs/explore/{name}.log",
+    shell:
+        "{MARSHALL} explore {params.store} --html {output} {params.opts} > {log} 2>&1"
+
+
 rule report:
     """results/report.md: every cube's regimes, claims and figures (`marshall report`)."""
     input:
         flags=expand("results/cubes/{name}.done", name=CONFIGS),
         figures=expand("results/figures/{name}", name=CONFIGS),
+        pages=expand("results/explore/{name}.html", name=EXPLORE),
     output:
         "results/report.md",
     log:

@@ -35,8 +35,9 @@ PALETTE = OKABE_ITO + TOL_MUTED
 NONE_COLOR = "#bbbbbb"
 #: equilibrium does not exist (income-gap maps)
 ABSENT_COLOR = "#dddddd"
-#: point not computed yet
-MISSING_COLOR = "#f2f2f2"
+#: point not computed yet (a mid grey, distinct from the regime "none" and from "does not
+#: exist")
+MISSING_COLOR = "#8c8c8c"
 
 #: regimes of the shipped models, each with its palette colour (order = palette order)
 FIXED: dict[str, str] = dict(

@@ -109,6 +109,7 @@ def symbol(ds: xr.Dataset, name: str) -> str:
 
 def _axis_label(ds: xr.Dataset, name: str) -> str:
     units = ds[name].attrs.get("units", "")
+    units = {"year-1": "1/year"}.get(units, units)  # UDUNITS in the cube, words here
     return symbol(ds, name) + (f" [{units}]" if units and units != "1" else "")
 
 

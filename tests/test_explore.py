@@ -37,7 +37,7 @@ from pipeline.explore.slices import (
     slice_columns,
     unicode_symbol,
 )
-from pipeline.models._common import regime_name
+from pipeline.models._spec import regime_name
 
 from .cubes import DYNAMIC, INCREASING, build_cube, coordination, standard
 

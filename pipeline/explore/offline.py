@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 
 from .page import POINT_JS, STATE_JS, Page, apply
-from .slices import TRANSITION_VARS, Cube, ExploreError, rows_at, transition_arrays
+from .slices import Cube, ExploreError, rows_at, transition_arrays
 
 #: most cells (over all embedded slices) an offline page holds by default (~500 B each)
 MAX_CELLS = 100_000
@@ -51,7 +51,7 @@ def check_size(cube: Cube, max_cells: int) -> None:
 
 
 def _needed(cube: Cube) -> list[str]:
-    keep = list(cube.vars) + [v for v in TRANSITION_VARS if v in cube.ds]
+    keep = list(cube.vars) + list(cube.transition_vars)
     for v in ("x_path", "wage_path", "a_hat"):
         if v in cube.ds:
             keep.append(v)

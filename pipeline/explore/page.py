@@ -278,11 +278,11 @@ class Page:
 
     def _header(self) -> str:
         cube = self.cube
-        model = cube.model + (f" (J = {cube.J})" if cube.J and cube.model != "standard" else "")
+        model = cube.model + (f" (J = {cube.J})" if cube.J else "")
         fixed = [
             f"{html.escape(k)} = {fmt(v)}"
             for k, v in cube.fixed.items()
-            if k not in ("T", "n_time") or cube.has_transition
+            if k not in cube.settings or cube.has_transition
         ]
         pinned = [
             f"{d} = {fmt(cube.values[d][i])}" for d, i in cube.fixed_idx.items() if d in cube.params
@@ -405,7 +405,7 @@ class Page:
             f.grid.visible = False
             return f
 
-        model = cube.model + (f" (J = {cube.J})" if cube.J and cube.model != "standard" else "")
+        model = cube.model + (f" (J = {cube.J})" if cube.J else "")
         phase = fig("phase", f"{model}: regimes (stable equilibria)")
         keep = dict(
             line_width=0.6,

@@ -41,12 +41,13 @@ import numpy as np
 import xarray as xr
 
 from .. import colors
-from ..models._common import regime_name
-from ..query import TRANSITION_VARS
+from ..models._spec import regime_name
+from ..query import meta
+from ..query.tables import per_target
 
 #: colour of a point not computed yet (a partly computed cube): a mid grey, distinct
 #: from regime "none" (``colors.NONE_COLOR``) and "does not exist" (``ABSENT_COLOR``)
-NOT_COMPUTED_COLOR = "#8c8c8c"
+NOT_COMPUTED_COLOR = colors.MISSING_COLOR
 NOT_COMPUTED = "not computed"
 #: ramp entries of continuous views; then "does not exist", then "not computed"
 RAMP = 254
@@ -59,7 +60,7 @@ SLICE_VARS = (
     "exists",
     "stable",
     "wage",
-    "rank",
+    "wage_rank",
     "best",
     "worst",
     "knife_edge",
@@ -184,10 +185,10 @@ class Cube:
         self.params: tuple[str, ...] = acc.params
         self.sizes = {d: int(ds.sizes[d]) for d in self.params}
         self.labels: list[str] = acc.labels
-        self.bits: list[str] = acc._bits()
+        self.bits: list[str] = meta.bits(ds)
         try:
             self.fixed_idx: dict[str, int] = acc.indexers(at or {})
-        except ValueError as exc:
+        except meta.QueryError as exc:
             raise ExploreError(f"--at: {exc}") from None
         self.free = [d for d in self.params if d not in self.fixed_idx]
         #: dims a code line names: longer than 1, or held with ``at``
@@ -221,12 +222,16 @@ class Cube:
         except (TypeError, json.JSONDecodeError):
             self.statements = {}
         self.targets = [_plain(t) for t in ds["target"].values] if "target" in ds.dims else []
-        self.has_transition = any(v in ds for v in TRANSITION_VARS)
+        self.transition_vars = per_target(ds)
+        self.has_transition = bool(self.transition_vars)
         self.has_paths = "x_path" in ds and "wage_path" in ds
         self.vars = [v for v in SLICE_VARS if v in ds]
         self.views = views(ds)
         self.model = str(ds.attrs.get("model", ""))
-        self.J = ds.attrs.get("sectors")
+        decl = meta.decl(ds)
+        #: the number of sectors, where the model has a choice of it (else None)
+        self.J = ds.attrs.get("sectors") if decl is None or decl.sectors is None else None
+        self.settings = meta.settings(ds)
 
     # ---------------------------------------------------------------- states
     def pairs(self) -> list[tuple[str, str]]:
@@ -478,7 +483,7 @@ def slice_columns(
         cols[f"ex_{lab}"] = _flat(sub["exists"].isel(equilibrium=j)).astype(np.int8)
         cols[f"st_{lab}"] = _flat(sub["stable"].isel(equilibrium=j)).astype(np.int8)
         cols[f"w_{lab}"] = _flat(sub["wage"].isel(equilibrium=j)).astype(np.float64)
-        cols[f"rk_{lab}"] = _flat(sub["rank"].isel(equilibrium=j)).astype(np.int8)
+        cols[f"rk_{lab}"] = _flat(sub["wage_rank"].isel(equilibrium=j)).astype(np.int8)
     for j, c in enumerate(cube.claims):
         cols[f"cl_{c}"] = _flat(sub["claims"].isel(claim=j)).astype(np.int8)
     scales = {}
@@ -607,8 +612,8 @@ def transition_rows(table) -> dict[str, list]:
     """``{"target": [...], var: [...]}`` of ``ds.marshall.transition(...)``'s table (the
     summaries per target at one point)."""
     out: dict[str, list] = {"target": [_plain(k) for k in table.index]}
-    for v in TRANSITION_VARS:
-        if v in table.columns:
+    for v in table.columns:
+        if v != "status_text":
             out[v] = [_plain(x) for x in table[v].to_numpy()]
     return out
 
@@ -618,7 +623,7 @@ def transition_arrays(cube: Cube, ds: xr.Dataset) -> dict[str, np.ndarray]:
     targets)}`` in C order over the swept dims, the values :func:`transition_rows`
     gives at each point."""
     out = {}
-    for v in TRANSITION_VARS:
+    for v in per_target(ds):
         if v in ds:
             arr = ds[v].transpose(*cube.params, "target").values
             out[v] = np.asarray(arr).reshape(-1, len(cube.targets))

@@ -67,6 +67,12 @@ def economy(ops, r, theta_N, theta_S, **_):
     w_C = ops.barrier(r * ops.ratio(theta_S, theta_N))  # exactly r_j where theta_jS = theta_jN
     m = corners(Margins(ops), b, w_C, r.shape[-1], C_ok=theta_S, names_C=_names_C,
                 names_B=_names_B)  # fmt: skip
+    for k in range(1, r.shape[-1]):  # where a cluster in k pays as much as one in 1
+        K = k + 1
+        m.add(None, w_C[..., k], ">=", w_C[..., 0],
+              f"C{K} pays as C1: theta_{K}S/theta_{K}N = (r_1/r_{K}) theta_1S/theta_1N",
+              rf"$w_{{C{K}}} = w_{{C1}}$: $\theta_{{{K}S}}/\theta_{{{K}N}} = "
+              rf"(r_1/r_{{{K}}})\,\theta_{{1S}}/\theta_{{1N}}$")  # fmt: skip
     wage = ops.xp.concatenate([w_C, b], axis=-1)
     return {"margins": m, "wage": wage, "aux": {"b": b, "w_C": w_C}}
 
