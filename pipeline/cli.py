@@ -108,6 +108,8 @@ def plan(
     from .run import estimate
 
     spec = _load(config, output)
+    if spec.refine is not None:
+        return _plan_refined(spec, workers, json_out)
     est = estimate(spec, workers)
     if json_out:
         typer.echo(json.dumps({
@@ -131,6 +133,50 @@ def plan(
         console.print("fixed: " + ", ".join(f"{k} = {v:g}" for k, v in spec.fixed.items()))
     for line in est.lines():
         console.print(line)
+    console.print(f"output           {spec.output}", highlight=False)
+
+
+def _plan_refined(spec, workers, json_out: bool) -> None:
+    """``marshall plan`` of a refined sweep: computes (or reads) its coarse level."""
+    from rich.table import Table
+
+    from .run import estimate_refined
+
+    est = estimate_refined(spec, workers)
+    r = spec.refine
+    if json_out:
+        typer.echo(json.dumps({
+            "refine": r.canonical(), "dims": list(spec.dims), "coarse": list(est.coarse),
+            "finest": list(est.finest), "expected_points": est.points,
+            "per_level": list(est.per_level), "dense_points": est.dense,
+            "fraction": est.fraction, "seconds": est.seconds,
+            "dense_seconds": est.dense_seconds, "chunks": list(spec.chunks),
+            "level0_from_store": est.from_store,
+        }))  # fmt: skip
+        return
+    m = spec.decl
+    t = Table(
+        title=f"{spec.name}: model {spec.model}"
+        + (f", J = {spec.J}" if m.sectors is None else "")
+        + f", refined on {', '.join(r.on)}, {r.levels} levels"
+    )
+    for col, just in (("axis", "left"), ("coarse", "right"), ("finest", "right"),
+                      ("range", "left"), ("chunk", "right")):  # fmt: skip
+        t.add_column(col, justify=just)
+    for a, ra, c in zip(spec.axes, r.axes, spec.chunks):
+        kind = a.spacing + ("" if ra.refinable else ", not refined")
+        t.add_row(a.name, f"{ra.n:,}", f"{len(a):,}",
+                  f"{a.values[0]:g} .. {a.values[-1]:g} ({kind})", f"{c:,}")  # fmt: skip
+    console.print(t)
+    if spec.fixed:
+        console.print("fixed: " + ", ".join(f"{k} = {v:g}" for k, v in spec.fixed.items()))
+    for line in est.lines():
+        console.print(line, highlight=False)
+    console.print(
+        "  (from level 0's boundary cells: level 1 exactly, each finer level "
+        f"{2 ** (r.grid.n_refined - 1)}x the one before)",
+        highlight=False,
+    )
     console.print(f"output           {spec.output}", highlight=False)
 
 
@@ -169,6 +215,13 @@ def run(
             "finish with `marshall finalize`"
         ),
     ] = None,
+    part_grace: Annotated[
+        float,
+        typer.Option(
+            help="refined sweeps with --part: seconds to wait for parts that are not "
+            "running before computing their blocks of a level here"
+        ),
+    ] = 60.0,
     progress: Annotated[bool, typer.Option(help="progress bar")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
@@ -179,7 +232,16 @@ def run(
 
     spec = _load(config, output)
     part_t = _parse_part(part) if part else None
-    if not quiet:
+    if not quiet and spec.refine is not None:
+        g = spec.refine.grid
+        console.print(
+            f"[bold]{escape(spec.name)}[/]: refined sweep, coarse "
+            f"{' x '.join(map(str, g.shape(0)))}, {g.levels} levels to "
+            f"{' x '.join(map(str, g.finest_shape))} ({g.n_dense:,} points dense) -> "
+            f"{escape(str(spec.output))}",
+            highlight=False,
+        )
+    elif not quiet:
         est = estimate(spec, workers)
         console.print(
             f"[bold]{escape(spec.name)}[/]: {est.points:,} points in {est.blocks:,} blocks, "
@@ -202,6 +264,7 @@ def run(
             progress=progress and not quiet,
             cluster=dask_cluster,
             part=part_t,
+            part_grace=part_grace,
         )
     except StoreError as exc:
         _fail(str(exc))
@@ -216,7 +279,19 @@ def run(
         os._exit(130)  # not through interpreter shutdown: XLA's threads may still be busy
     except OSError as exc:
         _fail(os_error_text(exc, str(spec.output)))
-    if not quiet:
+    if not quiet and "levels" in res:
+        console.print(
+            f"{res['action']}: computed {res['computed']} blocks "
+            f"({res['computed_points']:,} points) in {res['seconds']:.1f} s; the cube holds "
+            f"{res['points_computed']:,} computed points of {res['points']:,} dense "
+            f"({res['points_computed'] / max(res['points'], 1):.2%})"
+            + ("" if res["remaining"] == 0 else f"; {res['remaining']} block(s) left"),
+            highlight=False,
+        )
+        if res["finalized"]:
+            names = ", ".join(res["finalized"]["regimes"].values())
+            console.print(f"regimes: {names}", highlight=False)
+    elif not quiet:
         console.print(
             f"{res['action']}: computed {res['computed']} blocks, skipped "
             f"{res['skipped']} already done, in {res['seconds']:.1f} s "
@@ -311,16 +386,21 @@ def verify(
 
     spec = spec_of_cube(cube)
     rep = verify_cube(spec)
-    plan = Plan.of(spec)
+    refined = spec.refine is not None
+    plan = None if refined else Plan.of(spec)
     console.print(
         f"{cube}: {rep.n_blocks} blocks, {rep.done} marked done, {len(rep.missing)} missing, "
-        f"{len(rep.damaged)} damaged",
+        f"{len(rep.damaged)} damaged"
+        + (f"; levels not planned yet: {rep.unplanned}" if refined and rep.unplanned else ""),
         highlight=False,
     )
     for b in (rep.missing + sorted(rep.damaged))[:50]:
-        reg = ", ".join(f"{d}[{s.start}:{s.stop}]" for d, s in zip(spec.dims, plan.region(b)))
+        region = rep.regions.get(b, ()) if refined else plan.region(b)
+        reg = ", ".join(f"{d}[{s.start}:{s.stop}]" for d, s in zip(spec.dims, region))
         what = "; ".join(rep.damaged[b]) if b in rep.damaged else "missing (not computed yet)"
-        console.print(f"  block {b}: {escape(what)}  {reg}", highlight=False)
+        name = (f"level {b[0]} " + (f"block {b[1]}" if b[1] >= 0 else "plan")) if refined else (
+            f"block {b}")  # fmt: skip
+        console.print(f"  {name}: {escape(what)}  {reg}", highlight=False)
     if repair and not rep.ok:
         try:
             res = repair_cube(spec, rep)

@@ -203,6 +203,13 @@ def query(
                     )
                 if not a["done"]:
                     console.print("[yellow]this point is not computed yet[/]")
+                elif a.get("computed") is False:
+                    console.print(
+                        f"[yellow]note:[/] a refined cube: this point was not computed; it "
+                        f"shows its nearest point computed at level {a['level']} (exact for "
+                        "the refined outputs away from knife-edges)",
+                        highlight=False,
+                    )
                 else:
                     console.print(
                         f"regime [bold]{a['regime']}[/]; {a['n_equilibria']} "

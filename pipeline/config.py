@@ -11,6 +11,9 @@ tables (:mod:`pipeline.models`). Structure::
       theta_1: {linspace: [1.05, 4.0, 150]}
       theta_2: [1.5, 2.0, 3.0]     # an explicit, strictly increasing list is an axis too
     chunks: {r_1: 64, theta_1: 64} # optional
+    refine:                        # optional: regime-adaptive refinement (pipeline.refine)
+      on: [regime, best]           # categorical outputs whose changes mark a boundary
+      levels: 8                    # each level halves the spacing along every refined axis
     output: results/coordination.zarr
 
 Everything that can be wrong with a config is found here, before anything is
@@ -32,13 +35,15 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, ValidationError
 
+from .refine import MAX_LEVELS, RefineAxis, RefineGrid
+
 MAX_SECTORS = 10  # the regime bitmask (int32) holds 3 J labels
 MAX_AXIS = 10_000_000  # points on one axis (80 MB of coordinate)
 MAX_CONFIG_BYTES = 1_000_000
 #: at most this many grid points in one sweep (beyond any disk: ~20 PB of output)
 MAX_POINTS = 10**15
 TOP_FIELDS = ("model", "sectors", "params", "chunks", "output", "save_paths", "name",
-              "description")  # fmt: skip
+              "description", "refine")  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -67,6 +72,7 @@ class RawConfig(BaseModel):
     save_paths: StrictBool = False
     name: str | None = None
     description: str | None = None
+    refine: Any = None
 
 
 # ------------------------------------------------------------------------ the spec
@@ -85,6 +91,32 @@ class Axis:
 
 
 @dataclass(frozen=True)
+class RefineSpec:
+    """A config's ``refine`` block, validated (:mod:`pipeline.refine` has the rules).
+
+    ``on``: the categorical outputs (integer or boolean codes, possibly over extra
+    dims such as ``target``) whose changes between a cell's corners mark it; ``knife``:
+    the boolean output that also marks a cell (``knife_edge``, where the model declares
+    it); ``axes``: the swept axes as configured (the coarse grid, level 0), in cube
+    dimension order; ``neighbours``: ``face`` (default) or ``box``.
+    """
+
+    on: tuple[str, ...]
+    levels: int
+    neighbours: Literal["face", "box"]
+    axes: tuple[RefineAxis, ...]
+    knife: str | None = None
+
+    @cached_property
+    def grid(self) -> RefineGrid:
+        """Shapes, coordinates and index maps of the levels."""
+        return RefineGrid(self.axes, self.levels)
+
+    def canonical(self) -> dict[str, Any]:
+        return {"on": list(self.on), "levels": self.levels, "neighbours": self.neighbours}
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     """A validated sweep. Built by :func:`load_config` / :func:`validate`; never mutated.
 
@@ -92,6 +124,9 @@ class SweepSpec:
     :attr:`decl` is its declaration. ``canonical`` (hashed) holds the config's
     meaning, not its formatting. ``aliases`` maps a config name to the model's own
     name for it (e.g. ``theta_1 -> theta_1N``); ``notes`` are warnings for the user.
+    ``refine``: a refined sweep's levels (:class:`RefineSpec`); its ``axes`` are then
+    the finest grid's (the dense equivalent's) and ``chunks`` the chunk shape of every
+    level's arrays (capped by the level's shape).
     """
 
     model: str
@@ -107,6 +142,7 @@ class SweepSpec:
     canonical: Mapping[str, Any] = field(repr=False)  # normalised form, hashed
     aliases: Mapping[str, str] = field(default_factory=dict, repr=False)
     notes: tuple[str, ...] = ()
+    refine: RefineSpec | None = None  # a refined sweep (axes: its finest grid)
 
     @cached_property
     def decl(self):
@@ -422,6 +458,10 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
                 )
             axes.append(Axis(name, vals, spacing))
 
+    refine = None
+    if raw.refine is not None:
+        refine, axes = _refine(raw.refine, raw.params, axes, model, raw.save_paths, problems)
+
     given = {aliases.get(n, n) for n in list(fixed) + [a.name for a in axes]}
     problems += model.requires(given, J)
     if raw.save_paths and not model.has_paths:
@@ -461,11 +501,12 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
         canonical={},
         aliases=aliases,
         notes=tuple(notes),
+        refine=refine,
     )
-    from .grid import default_chunks  # grid depends on config, not the reverse at import
+    from .grid import default_chunks, refine_chunks  # grid depends on config, not the reverse
 
     requested = [min(raw.chunks.get(a.name, 0) or 0, len(a)) or 0 for a in axes]
-    chunks = default_chunks(spec, requested)
+    chunks = default_chunks(spec, requested) if refine is None else refine_chunks(spec, requested)
     canonical = {
         "model": raw.model,
         "sectors": J,
@@ -474,6 +515,8 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
         "chunks": dict(zip(dims, chunks)),
         "save_paths": raw.save_paths,
     }
+    if refine is not None:  # only when given: dense configs keep their hashes
+        canonical["refine"] = refine.canonical()
     return replace(spec, chunks=tuple(chunks), canonical=canonical)
 
 
@@ -498,3 +541,134 @@ def _corner_values(axes, fixed, aliases, names: list[str]) -> dict[str, np.ndarr
         lists.append([ax.values[0], ax.values[-1]] if ax is not None else [fixed[cfg]])
     grids = np.meshgrid(*[np.asarray(v) for v in lists], indexing="ij")
     return {n: g.ravel() for n, g in zip(names, grids)}
+
+
+# ------------------------------------------------------------------- refine block
+
+REFINE_FIELDS = ("on", "levels", "neighbours")
+
+
+def _categorical(o) -> bool:
+    return np.dtype(o.dtype).kind in "biu"
+
+
+def _refine(
+    v: Any, params: Mapping[str, Any], axes: list[Axis], model, save_paths: bool, problems: list
+) -> tuple[RefineSpec | None, list[Axis]]:
+    """Validate a ``refine`` block; returns the :class:`RefineSpec` and the finest grid's
+    axes (``(None, axes)`` after a problem). ``on`` names must be categorical outputs
+    of the model (from its declared ``outputs``: integer or boolean dtype)."""
+    outs = {o.name: o for o in model.outputs_for(save_paths)}
+    cat = [n for n, o in outs.items() if _categorical(o)]
+    cats = ", ".join(cat) or "none"
+    if not isinstance(v, dict):
+        problems.append(
+            (
+                "refine",
+                f"must be a mapping such as {{on: [{', '.join(cat[:2])}], levels: 6}}; got {v!r}",
+            )
+        )
+        return None, axes
+    # YAML 1.1 reads a bare ``on`` as true: the issue's ``refine: {on: [...]}`` means "on"
+    v = {("on" if k is True else k): x for k, x in v.items()}
+    n0 = len(problems)
+    for k in v:
+        if k not in REFINE_FIELDS:
+            problems.append((f"refine.{k}", f"unknown field; allowed: {', '.join(REFINE_FIELDS)}"))
+    on = v.get("on")
+    if isinstance(on, str):
+        on = [on]
+    if on is None:
+        problems.append(
+            (
+                "refine.on",
+                "required: the categorical outputs whose changes mark a "
+                f"boundary; those of model {model.name!r}: {cats}",
+            )
+        )
+    elif not (isinstance(on, list) and on and all(isinstance(x, str) for x in on)):
+        problems.append(
+            ("refine.on", f"give a list of output names, e.g. [{', '.join(cat[:2])}]; got {on!r}")
+        )
+    else:
+        for name in on:
+            if name not in outs:
+                problems.append(
+                    (
+                        "refine.on",
+                        f"{name!r} is not an output of model "
+                        f"{model.name!r}; its categorical outputs: {cats}",
+                    )
+                )
+            elif not _categorical(outs[name]):
+                problems.append(
+                    (
+                        "refine.on",
+                        f"{name!r} holds {outs[name].dtype} values, not "
+                        f"categorical codes (integer or boolean); choose among {cats}",
+                    )
+                )
+        if len(set(on)) != len(on):
+            problems.append(("refine.on", f"names an output twice: {on}"))
+    levels = v.get("levels")
+    if levels is None:
+        problems.append(
+            ("refine.levels", f"required: how many times to halve the spacing (0..{MAX_LEVELS})")
+        )
+    elif isinstance(levels, bool) or not isinstance(levels, int) or not 0 <= levels <= MAX_LEVELS:
+        problems.append(
+            ("refine.levels", f"must be a whole number 0..{MAX_LEVELS}; got {levels!r}")
+        )
+    neighbours = v.get("neighbours", "face")
+    if neighbours not in ("face", "box"):
+        problems.append(
+            (
+                "refine.neighbours",
+                f"must be face (default: cells sharing a face "
+                f"with a marked cell) or box (also edges and corners); got "
+                f"{neighbours!r}",
+            )
+        )
+    raxes = []
+    for a in axes:
+        raw = params[a.name]
+        if a.spacing in ("linear", "log"):
+            kind = "linspace" if a.spacing == "linear" else "logspace"
+            start, stop, n = raw[kind]
+            raxes.append(RefineAxis(a.name, kind, float(start), float(stop), int(n)))
+        else:
+            raxes.append(RefineAxis(a.name, "values", values=tuple(a.values.tolist())))
+    if not any(r.refinable for r in raxes):
+        problems.append(
+            (
+                "refine",
+                "no swept axis can be refined: refinement halves the "
+                "spacing of {linspace: [a, b, n]} and {logspace: [a, b, n]} axes "
+                "with n >= 2 (explicit lists and one-value axes keep their values); "
+                f"swept: {', '.join(a.name for a in axes) or 'none'}",
+            )
+        )
+    if len(problems) > n0:
+        return None, axes
+    for r in raxes:
+        if r.refinable and (r.n - 1) * 2**levels + 1 > MAX_AXIS:
+            problems.append(
+                (
+                    f"params.{r.name}",
+                    f"refined {levels} levels, its {r.n} points "
+                    f"become {(r.n - 1) * 2**levels + 1:,} on the finest grid; at most "
+                    f"{MAX_AXIS:,} per axis: lower refine.levels or n",
+                )
+            )
+    if len(problems) > n0:
+        return None, axes
+    knife = outs.get("knife_edge")
+    spec = RefineSpec(
+        tuple(on),
+        levels,
+        neighbours,
+        tuple(raxes),
+        "knife_edge" if knife is not None and knife.dtype == "bool" else None,
+    )
+    finest = [Axis(a.name, spec.grid.finest_coords[a.name], a.spacing) for a in axes]
+    return spec, finest

@@ -235,7 +235,8 @@ def plot_phase(
     """Regime map of the 2-D slice ``(x, y)``: each cell coloured by its set of stable
     equilibria (one fixed colour per regime name), knife-edge cells hatched (a defining
     condition holds with equality there: a tie or a continuum of equilibria), points
-    not computed yet in grey, and the analytic boundaries overlaid.
+    not computed yet in grey, and the analytic boundaries overlaid (on a refined cube:
+    the regime boundaries bisected to solver precision, ``ds.marshall.boundaries``).
 
     ``at`` fixes the other swept parameters (grid values); a :class:`QueryError` names
     an unknown dimension, a value off the grid or the dimensions left over. Returns
@@ -275,7 +276,8 @@ def plot_phase(
         if not done.all():
             handles.append(Patch(facecolor=MISSING_COLOR, edgecolor="0.3", label="not computed"))
         if lines:
-            handles.append(Patch(visible=False, label="boundaries (docs/models.md):"))
+            what = "bisected" if acc.refined else "docs/models.md"
+            handles.append(Patch(visible=False, label=f"boundaries ({what}):"))
         _legend_outside(ax, handles + lines, "stable equilibria")
     return ax
 

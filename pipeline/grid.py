@@ -117,3 +117,86 @@ def block_params(spec: SweepSpec, region: tuple[slice, ...], pad_to: int) -> dic
     for k, v in spec.fixed.items():
         out[spec.canonical_name(k)] = np.full(pad_to, v, dtype=np.float64)
     return out
+
+
+# ------------------------------------------------------------------ refined sweeps
+#
+# A refined sweep (``refine:`` in the config, :mod:`pipeline.refine`) stores one grid per
+# level; ``spec.axes`` are the finest grid's. Level ``l`` is a dense grid of its own
+# (:func:`level_spec`): its schema, template and chunk plan are a dense sweep's over the
+# level's coordinates, so the store, the kernels and the writer treat it as one.
+
+#: points per chunk of a refined sweep's level arrays (at most; fewer for large points):
+#: a block writes whole chunks, most of them along a boundary, so they are kept small
+REFINE_CHUNK_POINTS = 2**16
+#: points per kernel call of a refined sweep whose model does not slice its blocks
+REFINE_BATCH = 4096
+
+
+def refine_chunks(spec: SweepSpec, requested) -> tuple[int, ...]:
+    """Chunk shape of a refined sweep's level arrays (each level caps it by its shape):
+    the requested sizes; along other refined axes the finest axis halved (largest
+    first) until a chunk holds at most :data:`REFINE_CHUNK_POINTS` points and
+    :data:`CHUNK_BYTES` of output; 1 along axes that are not refined (lists)."""
+    refined = spec.refine.grid.refined
+    target = max(1, min(REFINE_CHUNK_POINTS, CHUNK_BYTES // bytes_per_point(spec)))
+    chunks = [r if r else (n if k else 1) for r, n, k in zip(requested, spec.shape, refined)]
+    free = [i for i, r in enumerate(requested) if not r and refined[i]]
+    while free and math.prod(chunks) > target:
+        i = max(free, key=lambda k: chunks[k])
+        if chunks[i] == 1:
+            break
+        chunks[i] = math.ceil(chunks[i] / 2)
+    return tuple(chunks)
+
+
+def level_chunks(spec: SweepSpec, level: int) -> tuple[int, ...]:
+    """The chunk shape of level ``level``'s arrays: ``spec.chunks`` capped by its shape."""
+    return tuple(min(c, n) for c, n in zip(spec.chunks, spec.refine.grid.shape(level)))
+
+
+def level_spec(spec: SweepSpec, level: int) -> SweepSpec:
+    """Level ``level`` of a refined sweep as a dense sweep over the level's grid (its
+    coordinates are the finest grid's, subsampled): the same config, hash and output."""
+    from dataclasses import replace
+
+    from .config import Axis
+
+    g = spec.refine.grid
+    coords = g.coords(level)
+    axes = tuple(Axis(a.name, coords[a.name], a.spacing) for a in spec.axes)
+    return replace(spec, axes=axes, chunks=level_chunks(spec, level))
+
+
+def level_plan(spec: SweepSpec, level: int) -> Plan:
+    """The chunk plan of level ``level``'s grid (level 0 computes every block of it)."""
+    return Plan(spec.refine.grid.shape(level), level_chunks(spec, level))
+
+
+def refine_batch(spec: SweepSpec) -> int:
+    """Points per kernel call of a refined sweep: the model's slice size (the static
+    models: 2^16) or :data:`REFINE_BATCH`. Every call has exactly this many points
+    (padded), so the kernel compiles once per sweep."""
+    return spec.decl.kernel.slice or REFINE_BATCH
+
+
+def level_params(
+    spec: SweepSpec, level: int, points: np.ndarray, pad_to: int | None = None
+) -> dict[str, np.ndarray]:
+    """Parameter values at level-``level`` points (``(k, d)`` level indices), padded to
+    ``pad_to`` by repeating the last point, keyed by the model's parameter names;
+    fixed parameters broadcast. The values are the finest grid's coordinates, those a
+    dense sweep of the finest grid uses (:func:`block_params`)."""
+    p = spec.refine.grid.params(level, points)
+    n = len(points)
+    pad_to = n if pad_to is None else pad_to
+    if n > pad_to:
+        raise ValueError(f"{n} points exceed the batch size {pad_to}")
+    out = {}
+    for name, v in p.items():
+        out[spec.canonical_name(name)] = (
+            np.pad(v, (0, pad_to - n), mode="edge") if pad_to > n else v
+        )
+    for k, v in spec.fixed.items():
+        out[spec.canonical_name(k)] = np.full(pad_to, v, dtype=np.float64)
+    return out

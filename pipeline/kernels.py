@@ -139,3 +139,46 @@ def collect_block(handle) -> dict[str, np.ndarray]:
 def compute_block(spec: SweepSpec, block: int, plan: Plan | None = None) -> dict[str, np.ndarray]:
     """Evaluate one block of a sweep: every output shaped ``region shape + extra dims``."""
     return collect_block(launch_block(spec, block, plan))
+
+
+# ------------------------------------------------------------------ refined sweeps
+
+
+def launch_points(spec: SweepSpec, params: dict[str, np.ndarray]):
+    """Start evaluating a batch of arbitrary points (the model's parameter names ->
+    flat float64 arrays, padded by the caller to a fixed size so the kernel compiles
+    once); returns a handle for :func:`collect_points`. A point's outputs do not depend
+    on the batch it is in, its position there or the padding (every model's kernel is
+    elementwise over points: tests/test_refine_pipeline.py checks it bit for bit)."""
+    inputs = resolve_inputs(spec.model, spec.J, params)
+    static = spec.decl.kernel.static(spec)
+    return spec.model, static, _launch(spec.model, spec.J, inputs, static)
+
+
+def collect_points(handle, n: int) -> dict[str, np.ndarray]:
+    """Wait for a launched batch; its first ``n`` points' outputs (``(n, extra...)``)."""
+    model, static, outs = handle
+    return {k: v[:n] for k, v in _gather(model, outs, static).items()}
+
+
+def classifier(spec: SweepSpec, var: str, size: int):
+    """``classify(points) -> codes`` of output ``var`` at arbitrary parameter values
+    (swept axis names -> float arrays of one length; fixed values from ``spec``), by
+    the model's kernel in padded calls of ``size`` points: what boundary bisection
+    (:func:`pipeline.refine.bisect_boundaries`) asks at each step."""
+
+    def classify(points: dict[str, np.ndarray]) -> np.ndarray:
+        n = len(next(iter(points.values())))
+        out = []
+        for a in range(0, n, size):
+            b = min(n, a + size)
+            p = {}
+            for name, v in points.items():
+                v = np.asarray(v[a:b], dtype=np.float64)
+                p[spec.canonical_name(name)] = np.pad(v, (0, size - (b - a)), mode="edge")
+            for k, v in spec.fixed.items():
+                p[spec.canonical_name(k)] = np.full(size, v, dtype=np.float64)
+            out.append(collect_points(launch_points(spec, p), b - a)[var])
+        return np.concatenate(out) if out else np.zeros((0,))
+
+    return classify

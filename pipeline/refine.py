@@ -139,7 +139,10 @@ __all__ = [
     "dense_dataset",
     "dense_view",
     "estimate",
+    "exact_mask",
     "fill_block",
+    "join_segments",
+    "lazy_view",
     "points_computed",
     "run_in_memory",
 ]
@@ -823,6 +826,26 @@ def _gather(grid, levels, name, lam, qs, out_dtype=None):
     return out
 
 
+def exact_mask(grid: RefineGrid, lam: np.ndarray, idx: Sequence[np.ndarray]) -> np.ndarray:
+    """Where the view's value is the point's own (computed there, at some level): the
+    finest index lies on the lattice of the level ``lambda`` that resolved it, i.e.
+    ``i_k mod s_lambda = 0`` on every refined axis. The number of such points is
+    :func:`points_computed`."""
+    L = grid.levels
+    tz = np.full(lam.shape, L, dtype=np.int64)
+    for k, i in enumerate(idx):
+        if not grid.refined[k]:
+            continue
+        i = np.asarray(i, dtype=np.int64)
+        z = np.full(i.shape, L, dtype=np.int64)  # trailing zeros of i (capped at L)
+        for t in range(L, 0, -1):
+            z[(i % (1 << t) != 0) & (z >= t)] = t - 1
+        shp = [1] * len(idx)
+        shp[k] = len(i)
+        tz = np.minimum(tz, z.reshape(shp))
+    return (lam >= 0) & (L - lam.astype(np.int64) <= tz)
+
+
 def dense_view(
     grid: RefineGrid,
     levels: Sequence[Any],
@@ -836,8 +859,8 @@ def dense_view(
     tuple of slices, e.g. zarr arrays, or an xarray Dataset), including the bool
     ``computed`` mask. ``region``: per finest axis an int, a slice or an index array (or
     a dict by axis name); None for all. Returns each of ``names`` (default: all of
-    level 0's variables except the mask) and ``level`` (int8, ``lambda``; see the module
-    docstring for the rule and its guarantee).
+    level 0's variables except the mask), ``level`` (int8, ``lambda``; see the module
+    docstring for the rule and its guarantee) and ``exact`` (:func:`exact_mask`).
     """
     if len(levels) != grid.levels + 1:
         raise ValueError(
@@ -845,14 +868,104 @@ def dense_view(
         )
     idx, keep = grid.region_indices(region)
     if names is None:
-        src = levels[0]
-        keys = list(src.data_vars) if hasattr(src, "data_vars") else list(src)
-        names = [k for k in keys if k != computed]
+        names = _names(levels[0], computed)
     lam, qs = _levels_of(grid, levels, idx, computed)
     out = {name: _gather(grid, levels, name, lam, qs) for name in names}
     out["level"] = lam
+    out["exact"] = exact_mask(grid, lam, idx)
     drop = tuple(0 if not k else slice(None) for k in keep)
     return {k: v[drop] for k, v in out.items()}
+
+
+def _names(src, computed: str) -> list[str]:
+    keys = list(src.data_vars) if hasattr(src, "data_vars") else list(src)
+    return [k for k in keys if k != computed]
+
+
+#: names :class:`ViewArray` serves besides the stored variables
+VIEW_EXTRA = ("level", "exact", "has")
+
+
+class _LevelCache:
+    """``lambda`` and the nearest indices of the last few regions (every variable of a
+    view chunk needs the same; computing it reads every level's mask)."""
+
+    def __init__(self, size: int = 8):
+        import threading
+
+        self.size, self.items, self.lock = size, {}, threading.Lock()
+
+    def get(self, grid, levels, idx, computed):
+        key = tuple(i.tobytes() for i in idx)
+        with self.lock:
+            hit = self.items.get(key)
+        if hit is None:
+            hit = _levels_of(grid, levels, idx, computed)
+            with self.lock:
+                self.items[key] = hit
+                while len(self.items) > self.size:
+                    self.items.pop(next(iter(self.items)))
+        return hit
+
+
+class ViewArray:
+    """One variable of the dense view as a lazily indexed array (``shape``, ``dtype``,
+    ``__getitem__``): what :func:`dask.array.from_array` wraps. dask fuses a slice of
+    the result into the getter, so a 2-D slice of a 4-D view computes only that slice
+    (reading, per level, the bounding box it needs). ``name``: a stored variable, or
+    ``level`` (int8 ``lambda``), ``exact`` (:func:`exact_mask`) or ``has`` (``lambda >=
+    0``: the point has a value)."""
+
+    def __init__(self, grid, levels, name, computed="computed", cache=None):
+        self.grid, self.levels, self.name, self.computed = grid, levels, name, computed
+        self.cache = cache or _LevelCache()
+        d = grid.ndim
+        if name in VIEW_EXTRA:
+            self.dtype = np.dtype(np.int8 if name == "level" else bool)
+            trailing = ()
+        else:
+            probe = _read(levels[0], name, tuple(slice(0, 1) for _ in range(d)))
+            self.dtype, trailing = probe.dtype, probe.shape[d:]
+        self.shape = tuple(grid.finest_shape) + tuple(trailing)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key):
+        if not isinstance(key, tuple):
+            key = (key,)
+        if any(k is Ellipsis for k in key):
+            i = key.index(Ellipsis)
+            key = key[:i] + (slice(None),) * (self.ndim - len(key) + 1) + key[i + 1 :]
+        key = key + (slice(None),) * (self.ndim - len(key))
+        d = self.grid.ndim
+        idx, keep = self.grid.region_indices(key[:d])
+        lam, qs = self.cache.get(self.grid, self.levels, idx, self.computed)
+        if self.name == "level":
+            out = lam
+        elif self.name == "has":
+            out = lam >= 0
+        elif self.name == "exact":
+            out = exact_mask(self.grid, lam, idx)
+        else:
+            out = _gather(self.grid, self.levels, self.name, lam, qs)
+        drop = tuple(0 if not k else slice(None) for k in keep)
+        out = out[drop]
+        tail = key[d:]
+        if tail and any(not (isinstance(t, slice) and t == slice(None)) for t in tail):
+            out = out[(slice(None),) * (out.ndim - len(tail)) + tuple(tail)]
+        return out
+
+
+def lazy_view(grid, levels, name, chunks=None, computed="computed", cache=None):
+    """A dask array of one variable of the dense view (:class:`ViewArray`), chunked by
+    ``chunks`` over the finest grid (default: pieces of about 2^21 points) and whole
+    along its extra dims."""
+    import dask.array as da
+
+    arr = ViewArray(grid, levels, name, computed, cache)
+    chunks = _check_chunks(chunks or _piece_chunks(grid.finest_shape), grid.finest_shape)
+    full = tuple(chunks) + tuple(arr.shape[grid.ndim :])
+    return da.from_array(arr, chunks=full, asarray=False, lock=False,
+                         meta=np.empty((0,) * arr.ndim, arr.dtype), name=False)  # fmt: skip
 
 
 def dense_dataset(
@@ -864,12 +977,11 @@ def dense_dataset(
 ):
     """(d) The dense view as a lazy, dask-backed xarray Dataset over the finest grid
     (coordinates :attr:`RefineGrid.finest_coords`): selecting a slice and loading it
-    computes only the chunks it touches, each reading only the level boxes it needs.
-    ``levels`` as for :func:`dense_view`; ``chunks``: the view's chunk shape."""
-    import dask.array as da
+    computes only that slice, reading only the level boxes it needs (:class:`ViewArray`).
+    ``levels`` as for :func:`dense_view`; ``chunks``: the view's chunk shape. Holds the
+    ``names`` (default: all stored), ``level`` and ``exact``."""
     import xarray as xr
 
-    d = grid.ndim
     if len(levels) != grid.levels + 1:
         raise ValueError(
             f"levels: need {grid.levels + 1} levels (0..{grid.levels}); got {len(levels)}"
@@ -877,42 +989,16 @@ def dense_dataset(
     src0 = levels[0]
     is_xr = hasattr(src0, "data_vars")
     if names is None:
-        keys = list(src0.data_vars) if is_xr else list(src0)
-        names = [k for k in keys if k != computed]
-    chunks = _check_chunks(chunks or _piece_chunks(grid.finest_shape), grid.finest_shape)
-    dchunks = tuple(
-        tuple(min(c, n - a) for a in range(0, n, c)) for c, n in zip(chunks, grid.finest_shape)
-    )
-
-    def region_of(block_info):
-        loc = block_info[None]["array-location"][:d]
-        return [np.arange(a, b, dtype=np.int64) for a, b in loc]
-
-    def level_block(block_info=None):
-        return _levels_of(grid, levels, region_of(block_info), computed)[0]
-
-    lev = da.map_blocks(level_block, chunks=dchunks, dtype=np.int8)
-    data = {"level": (grid.names, lev)}
-    for name in names:
-        probe = _read(src0, name, tuple(slice(0, 1) for _ in range(d)))
-        trailing = probe.shape[d:]
-        if is_xr:
-            tdims = src0[name].dims[d:]
+        names = _names(src0, computed)
+    cache = _LevelCache()
+    data = {}
+    for name in [*names, "level", "exact"]:
+        arr = lazy_view(grid, levels, name, chunks, computed, cache)
+        extra = arr.ndim - grid.ndim
+        if is_xr and name in src0:
+            tdims = src0[name].dims[grid.ndim :]
         else:
-            tdims = tuple(f"{name}_dim_{i}" for i in range(len(trailing)))
-
-        def var_block(lam, block_info=None, name=name):
-            idx = region_of(block_info)
-            qs = {l: grid.nearest(l, idx) for l in range(grid.levels + 1)}
-            return _gather(grid, levels, name, lam, qs)
-
-        arr = da.map_blocks(
-            var_block,
-            lev,
-            dtype=probe.dtype,
-            chunks=dchunks + tuple((t,) for t in trailing),
-            new_axis=list(range(d, d + len(trailing))) or None,
-        )
+            tdims = tuple(f"{name}_dim_{i}" for i in range(extra))
         data[name] = (grid.names + tuple(tdims), arr)
     return xr.Dataset(data, coords={n: (n, grid.finest_coords[n]) for n in grid.names})
 
@@ -1017,6 +1103,8 @@ def bisect_boundaries(
     classify: Callable[[dict[str, np.ndarray]], np.ndarray],
     rtol: float = 1e-12,
     max_iter: int = 200,
+    valid: np.ndarray | None = None,
+    group: Literal["meet", "ends"] = "meet",
 ) -> dict[tuple[int, int], Boundary]:
     """(f) Boundaries to solver precision on a finest-grid region.
 
@@ -1027,21 +1115,34 @@ def bisect_boundaries(
     (``log x`` on log axes) until ``hi - lo <= rtol * max(|lo|, |hi|)`` (or the floats
     between them run out). A code met inside the bracket that is neither end's
     replaces the far end (the nearer boundary is followed). Returns the points per
-    unordered pair of codes on the two sides.
+    unordered pair of codes on the two sides (``group="meet"``) or by the pair of codes
+    at the ends of their edges (``"ends"``: the regions the grid shows, so a sliver of
+    another code between them, e.g. a knife-edge band, does not split a line).
+    ``valid`` (bool, the shape of ``codes``): edges with an end outside it (e.g. not
+    computed) are not bisected.
     """
+    if group not in ("meet", "ends"):
+        raise ValueError(f"group must be 'meet' or 'ends'; got {group!r}")
     idx, keep = grid.region_indices(region)
     free = [k for k in range(grid.ndim) if keep[k]]
     codes = np.asarray(codes)
     want = tuple(len(idx[k]) for k in free)
     if codes.shape != want:
         raise ValueError(f"codes have shape {codes.shape}; the region's free axes have {want}")
+    if valid is not None:
+        valid = np.asarray(valid, dtype=bool)
+        if valid.shape != want:
+            raise ValueError(f"valid has shape {valid.shape}; the region's free axes have {want}")
     e_axis, lo_x, hi_x, c_lo, c_hi, lo_pos = [], [], [], [], [], []
     for p, k in enumerate(free):
         if not grid.refined[k] or codes.shape[p] < 2:
             continue
         a = _take(codes, slice(0, -1), p)
         b = _take(codes, slice(1, None), p)
-        pos = np.argwhere(a != b)
+        diff = a != b
+        if valid is not None:
+            diff &= _take(valid, slice(0, -1), p) & _take(valid, slice(1, None), p)
+        pos = np.argwhere(diff)
         if not len(pos):
             continue
         x = grid.finest_coords[grid.names[k]][idx[k]]
@@ -1057,6 +1158,7 @@ def bisect_boundaries(
     pos = np.concatenate(lo_pos)
     lo, hi = np.concatenate(lo_x), np.concatenate(hi_x)
     c_lo, c_hi = np.concatenate(c_lo), np.concatenate(c_hi)
+    end_hi = c_hi.copy()
     # finest indices of the lower end points and the fixed coordinates of each edge
     edge = np.empty((len(pos), grid.ndim), dtype=np.int64)
     for k in range(grid.ndim):
@@ -1096,7 +1198,8 @@ def bisect_boundaries(
     coords = {n: base[n].copy() for n in grid.names}
     for k, n in enumerate(grid.names):
         coords[n][e_axis == k] = xb[e_axis == k]
-    a, b = np.minimum(c_lo, c_hi), np.maximum(c_lo, c_hi)
+    far = c_hi if group == "meet" else end_hi
+    a, b = np.minimum(c_lo, far), np.maximum(c_lo, far)
     out = {}
     two_d = len(free) == 2 and all(grid.refined[k] for k in free)
     for pa, pb in sorted(set(zip(a.tolist(), b.tolist()))):
@@ -1145,3 +1248,54 @@ def _segments(grid, free, shape, pos, e_axis, coords) -> np.ndarray:
         out.append(np.stack([sides[0, i, j], sides[1, i, j]], axis=1))
         out.append(np.stack([sides[2, i, j], sides[3, i, j]], axis=1))
     return np.concatenate(out) if out else np.zeros((0, 2, 2))
+
+
+def join_segments(segments: np.ndarray) -> list[np.ndarray]:
+    """Chain ``(m, 2, 2)`` segments that share end points (exactly: neighbouring cells
+    share their edge's bisected point) into polylines ``(n, 2)``, for drawing one line
+    per piece of boundary instead of one per cell."""
+    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2, 2)
+    if not len(segments):
+        return []
+    keys = [tuple(map(bytes, (s[0].tobytes(), s[1].tobytes()))) for s in segments]
+    ends: dict[bytes, list[int]] = {}
+    for i, (a, b) in enumerate(keys):
+        ends.setdefault(a, []).append(i)
+        ends.setdefault(b, []).append(i)
+    used = np.zeros(len(segments), bool)
+
+    def walk(i: int, at: bytes) -> list[np.ndarray]:
+        pts = []
+        while True:
+            nxt = [j for j in ends[at] if not used[j]]
+            if not nxt:
+                return pts
+            j = nxt[0]
+            used[j] = True
+            a, b = keys[j]
+            if a == at:
+                pts.append(segments[j][1])
+                at = b
+            else:
+                pts.append(segments[j][0])
+                at = a
+
+    lines = []
+    # start at loose ends first (open curves), then whatever is left (closed curves)
+    order = sorted(range(len(segments)), key=lambda i: -(
+        (len(ends[keys[i][0]]) == 1) or (len(ends[keys[i][1]]) == 1)))  # fmt: skip
+    for i in order:
+        if used[i]:
+            continue
+        used[i] = True
+        a, b = keys[i]
+        if len(ends[b]) == 1 and len(ends[a]) > 1:
+            a, b = b, a
+            first, second = segments[i][1], segments[i][0]
+        else:
+            first, second = segments[i][0], segments[i][1]
+        fwd = walk(i, b)
+        back = walk(i, a)
+        line = [*reversed(back), first, second, *fwd]
+        lines.append(np.array(line))
+    return lines

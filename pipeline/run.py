@@ -90,29 +90,27 @@ def estimate(spec: SweepSpec, workers: int | None = None) -> Estimate:
     return Estimate(spec.n_points, plan.n_blocks, plan.block_points, nbytes, secs, workers)
 
 
-def stored_bytes(spec: SweepSpec, n_blocks: int) -> int:
+def stored_bytes(spec: SweepSpec, n_blocks: int, block_points: int | None = None) -> int:
     """An upper bound of the disk space ``n_blocks`` blocks take once written: every
     variable's chunk at its uncompressed size (zarr stores a chunk at its full shape,
     also at the grid's edge), rounded up to whole filesystem blocks, and the block's
-    completion mark."""
-    plan = Plan.of(spec)
+    completion mark. ``block_points``: points of a full block (default: the plan's)."""
     sizes = dim_sizes(spec)
     per_point = [o.itemsize * math.prod(sizes[d] for d in o.dims)
                  for o in spec.decl.outputs_for(spec.save_paths)] + [1]  # fmt: skip
-    full = plan.block_points
+    full = Plan.of(spec).block_points if block_points is None else block_points
     per_block = sum(-(-p * full // _FS_BLOCK) * _FS_BLOCK for p in per_point) + _FS_BLOCK
     return n_blocks * per_block
 
 
-def check_disk(spec: SweepSpec, blocks=None) -> None:
+def check_disk(spec: SweepSpec, blocks=None, block_points: int | None = None) -> None:
     """Refuse a run whose remaining blocks would not fit on the output's disk (what is
     left to write, as it will be stored: :func:`stored_bytes`)."""
-    plan = Plan.of(spec)
     if blocks is None:
-        n = plan.n_blocks - len(done_blocks(spec.output))
+        n = Plan.of(spec).n_blocks - len(done_blocks(spec.output))
     else:
         n = len(blocks)
-    need = stored_bytes(spec, n) + 64 * 1024  # + the template's metadata
+    need = stored_bytes(spec, n, block_points) + 64 * 1024  # + the template's metadata
     parent = Path(spec.output).resolve()
     while not parent.exists():
         parent = parent.parent
@@ -281,7 +279,10 @@ def part_blocks(plan: Plan, part: tuple[int, int] | None) -> list[int]:
 def init(spec: SweepSpec, overwrite: bool = False) -> str:
     """Create the store's template (once); a no-op for an existing store of this config."""
     check_target(spec.output)
-    check_disk(spec)
+    if spec.refine is None:
+        check_disk(spec)
+    else:  # a refined store starts as metadata only; each level checks its own blocks
+        check_disk(spec, range(1), block_points=1)
     with writer_lock(spec.output):
         return create(spec, overwrite=overwrite)
 
@@ -312,6 +313,7 @@ def run(
     part: tuple[int, int] | None = None,
     finalize_cube: bool = True,
     threads: int | None = None,
+    part_grace: float = 60.0,
 ) -> dict:
     """Compute every block of ``spec`` not yet done and finalize the cube.
 
@@ -327,7 +329,14 @@ def run(
     ``max_blocks`` stops after that many blocks (for tests of resuming). Ctrl-C
     raises :class:`Interrupted` once the blocks in flight are written.
     Returns a summary dict (action, blocks computed/skipped, seconds, regimes).
+    A refined sweep (``spec.refine``) runs level by level (:func:`run_refined`; parts
+    wait for each level, ``part_grace``).
     """
+    if spec.refine is not None:
+        return run_refined(spec, workers=workers, scheduler=scheduler, overwrite=overwrite,
+                           progress=progress, cluster=cluster, max_blocks=max_blocks,
+                           part=part, finalize_cube=finalize_cube, threads=threads,
+                           part_grace=part_grace)  # fmt: skip
     t0 = time.perf_counter()
     check_target(spec.output)
     plan = Plan.of(spec)
@@ -383,9 +392,34 @@ def run(
 
 
 def _run_dask(spec, todo, tick, n_workers, scheduler, cluster) -> None:
+    with _client(n_workers, scheduler, cluster) as client:
+        n = max(1, len(client.nthreads()) or n_workers)
+        groups = task_groups(todo, n, Plan.of(spec))
+        _map_tasks(client, compute_and_write, spec, groups, tick)
+
+
+def _map_tasks(client, fn, spec, groups, tick, *args) -> None:
+    """Run ``fn(spec, *args, group)`` for every group on the cluster, ticking summaries."""
+    from dask.distributed import as_completed
+
+    fspec = client.scatter(spec, broadcast=True)
+    scattered = [client.scatter(a, broadcast=True) for a in args]
+    n = len(groups)
+    futures = client.map(fn, [fspec] * n, *[[a] * n for a in scattered], groups, pure=False,
+                         retries=3)  # fmt: skip
+    for fut in as_completed(futures):
+        for summary in fut.result():
+            tick(summary)
+        fut.release()  # a finished task's result is not kept (nor recomputed if lost)
+
+
+@contextlib.contextmanager
+def _client(n_workers, scheduler, cluster):
+    """A dask client: of a running scheduler, of ``cluster``, or of a LocalCluster of
+    ``n_workers`` processes started (and closed) here."""
     import logging
 
-    from dask.distributed import Client, as_completed
+    from dask.distributed import Client
 
     own = None
     if scheduler:
@@ -394,16 +428,7 @@ def _run_dask(spec, todo, tick, n_workers, scheduler, cluster) -> None:
         own = cluster or _local_cluster(max(1, n_workers))
         client = Client(own)
     try:
-        n = max(1, len(client.nthreads()) or n_workers)
-        groups = task_groups(todo, n, Plan.of(spec))
-        fspec = client.scatter(spec, broadcast=True)
-        futures = client.map(
-            compute_and_write, [fspec] * len(groups), groups, pure=False, retries=3
-        )
-        for fut in as_completed(futures):
-            for summary in fut.result():
-                tick(summary)
-            fut.release()  # a finished task's result is not kept (nor recomputed if lost)
+        yield client
     finally:
         quiet = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
         levels = [lg.level for lg in quiet]
@@ -416,3 +441,417 @@ def _run_dask(spec, todo, tick, n_workers, scheduler, cluster) -> None:
         finally:
             for lg, lv in zip(quiet, levels):
                 lg.setLevel(lv)
+
+
+# ------------------------------------------------------------------ refined sweeps
+#
+# A refined sweep runs level by level (pipeline/refine.py, store/levels.py). Level 0
+# is a dense plan of the coarse grid; level l + 1's blocks are a pure function of the
+# completed level l on disk, planned again by whoever needs them (a resumed run, each
+# part, verify) and checked against the plan recorded the first time. Within a level
+# the blocks' points to compute are gathered, in block order, into batches of exactly
+# `refine_batch(spec)` points (padded), so the kernel compiles once; a point's outputs
+# do not depend on its batch, so a block's values are those of any other batching (and
+# of the dense sweep of the finest grid), bit for bit on one kind of machine.
+#
+# Parts (`--part I/N`) split each level's blocks into N contiguous ranges. A part that
+# has finished its range of a level waits (polling the completion marks) until the
+# level is complete, since the next level is planned from all of it. While the parts
+# owning the missing blocks run (hold a live lock), it waits; once none of them has
+# run for `part_grace` seconds (dead, or not started yet), it takes their locks and
+# computes their missing blocks itself, so a split run completes with any part alive.
+# A part whose lock is held that way refuses to start ("being written by another
+# run"); run it again once the level is done, it resumes.
+
+
+def level_pipelined(spec: SweepSpec, level: int, works, threads: int = 1):
+    """Compute and write ``works`` (blocks of one level), yielding each block's summary
+    once its mark is written. Points go to the kernel in batches of exactly
+    :func:`pipeline.grid.refine_batch` points, filled across blocks in block order;
+    ``threads`` batches compute at once (the first alone: one compile). Writes overlap
+    the next batches' computation."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from . import _jax
+    from .grid import level_params, refine_batch
+    from .kernels import collect_points, launch_points
+    from .store.levels import LevelWriter
+
+    _jax.check_x64()
+    B = refine_batch(spec)
+    log = Path(spec.output) / STATE / "computed.log"
+    threads = max(1, threads)
+    works = list(works)
+    todo_pts: dict[int, np.ndarray] = {}
+    left: dict[int, int] = {}
+    bufs: dict[int, dict] = {}
+    started: dict[int, float] = {}
+
+    def batches():
+        """``(points, segments)``: up to B points and, per block in them, ``(block index,
+        start in the block's list, count, start in the batch)``; a block without points
+        to compute comes as ``(None, [(i, 0, 0, 0)])``."""
+        pts, segs, fill = [], [], 0
+        for i, w in enumerate(works):
+            compute = w.points()[0]
+            todo_pts[i] = compute
+            left[i] = len(compute)
+            if not len(compute):
+                yield None, [(i, 0, 0, 0)]
+                continue
+            pos = 0
+            while pos < len(compute):
+                take = min(B - fill, len(compute) - pos)
+                pts.append(compute[pos : pos + take])
+                segs.append((i, pos, take, fill))
+                fill += take
+                pos += take
+                if fill == B:
+                    yield np.concatenate(pts), segs
+                    pts, segs, fill = [], [], 0
+        if fill:
+            yield np.concatenate(pts), segs
+
+    def compute(pts):
+        return collect_points(launch_points(spec, level_params(spec, level, pts, B)), len(pts))
+
+    def note(i: int) -> None:
+        if i not in started:
+            started[i] = time.perf_counter()
+            with open(log, "a") as fh:  # one short O_APPEND line per computation
+                fh.write(
+                    json.dumps({"level": level, "block": works[i].id, "pid": os.getpid()}) + "\n"
+                )
+
+    pending: deque = deque()
+    with LevelWriter(spec, level) as writer:
+
+        def finish(item):
+            segs, fut = item
+            res = fut.result() if fut is not None else None
+            out = []
+            for i, a, n, off in segs:
+                if n:
+                    if i not in bufs:
+                        k = len(todo_pts[i])
+                        bufs[i] = {
+                            name: np.empty((k,) + v.shape[1:], v.dtype) for name, v in res.items()
+                        }
+                    for name, v in res.items():
+                        bufs[i][name][a : a + n] = v[off : off + n]
+                    left[i] -= n
+                if left[i] == 0:
+                    out.append(i)
+            for i in out:
+                summary = writer.write(
+                    works[i], bufs.pop(i, {}), seconds=time.perf_counter() - started[i]
+                )
+                todo_pts.pop(i, None)
+                yield summary
+
+        with ThreadPoolExecutor(threads, thread_name_prefix="marshall-batch") as pool:
+            try:
+                first = True
+                for pts, segs in batches():
+                    for i, *_ in segs:
+                        note(i)
+                    fut = None if pts is None else pool.submit(compute, pts)
+                    pending.append((segs, fut))
+                    if first and fut is not None and threads > 1:
+                        fut.result()  # compile once, before the others start
+                    first = first and fut is None
+                    while len(pending) > threads:
+                        yield from finish(pending.popleft())
+                while pending:
+                    yield from finish(pending.popleft())
+            finally:
+                for _, fut in pending:  # interrupted: let started batches finish computing
+                    if fut is not None:
+                        fut.cancel()
+                        with contextlib.suppress(BaseException):
+                            fut.result()
+
+
+def compute_and_write_level(spec: SweepSpec, level: int, step, ids: list[int]) -> list[dict]:
+    """One task of a refined level on a worker: blocks ``ids`` of ``level`` (planned
+    from ``step``, the level below's marks; None at level 0), skipping those done."""
+    from .store import levels as lv
+
+    works = [w for w in lv.plan_level(spec, level, step) if w.id in set(ids)]
+    done = lv.done_blocks(spec.output, level)
+    return list(level_pipelined(spec, level, [w for w in works if w.id not in done]))
+
+
+def _share(works: list, part: tuple[int, int] | None) -> list:
+    """Part ``i`` of ``n``'s contiguous range of a level's blocks (all without parts)."""
+    if part is None:
+        return list(works)
+    i, n = part
+    if not 1 <= i <= n:
+        raise ValueError(f"part {i}/{n}: need 1 <= i <= n")
+    B = len(works)
+    return works[(i - 1) * B // n : i * B // n]
+
+
+def _part_running(path: Path, part: tuple[int, int]) -> bool:
+    """A live process holds part ``part``'s lock (one on another host counts as live)."""
+    from .store.lock import lock_path, read_owner, stale
+
+    owner = read_owner(lock_path(path, part))
+    return owner is not None and "damaged" not in owner and not stale(owner)
+
+
+def run_refined(
+    spec: SweepSpec,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    cluster=None,
+    max_blocks: int | None = None,
+    part: tuple[int, int] | None = None,
+    finalize_cube: bool = True,
+    threads: int | None = None,
+    part_grace: float = 60.0,
+    poll: float = 0.5,
+) -> dict:
+    """Run a refined sweep level by level (see the comment above); arguments as
+    :func:`run`. Returns :func:`run`'s summary plus ``levels`` (per level: blocks,
+    computed blocks, points computed) and ``points_computed``."""
+    from .grid import level_chunks
+    from .store import levels as lv
+
+    t0 = time.perf_counter()
+    check_target(spec.output)
+    g = spec.refine.grid
+    path = Path(spec.output)
+    if not path.exists():
+        check_disk(spec, range(1), block_points=math.prod(level_chunks(spec, 0)))
+    n_workers = workers or 0
+    in_process = scheduler is None and cluster is None and n_workers == 0
+    if threads is None:
+        threads = (os.cpu_count() or 1) if spec.decl.kernel.threads else 1
+    per_level: list[dict] = []
+    budget = max_blocks
+    n_done_total = 0
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(writer_lock(spec.output, part))
+        action = create(spec, overwrite=overwrite and part is None)
+        client = None
+        if not in_process:
+            client = stack.enter_context(_client(n_workers, scheduler, cluster))
+        bar = stack.enter_context(_progress(progress))
+        dead: set[int] = set()  # parts found not running past the grace period
+
+        def compute(level, step, works):
+            nonlocal n_done_total
+            if not works:
+                return 0, 0
+            task = bar.add_task(f"{spec.name} level {level}", total=None, rate="")
+            nb = npts = 0
+            t1 = time.perf_counter()
+
+            def tick(summary):
+                nonlocal nb, npts
+                nb += 1
+                npts += summary["computed"]
+                dt = time.perf_counter() - t1
+                bar.update(
+                    task, advance=summary["computed"], rate=f"{npts / max(dt, 1e-9):,.0f} pts/s"
+                )
+
+            check_disk(spec, works, block_points=math.prod(level_chunks(spec, level)))
+            if client is None or len(works) <= 1:
+                for summary in level_pipelined(spec, level, works, threads):
+                    tick(summary)
+            else:
+                n = max(1, len(client.nthreads()) or n_workers)
+                ids = [w.id for w in works]
+                per = max(1, len(ids) // max(1, 4 * n))
+                groups = [ids[i : i + per] for i in range(0, len(ids), per)]
+                light = (
+                    None
+                    if step is None
+                    else type(step)(step.grid, step.level, step.marked, step.active)
+                )
+                _map_tasks(client, compute_and_write_level, spec, groups, tick, level, light)
+            n_done_total += nb
+            return nb, npts
+
+        try:
+            for level in range(g.levels + 1):
+                step = None if level == 0 else lv.step_from(spec, level - 1)
+                works = lv.plan_level(spec, level, step)
+                lv.record_plan(spec, level, works, step)
+                done = lv.done_blocks(path, level)
+                mine = [w for w in _share(works, part) if w.id not in done]
+                if budget is not None:
+                    mine = mine[: max(0, budget)]
+                    budget -= len(mine)
+                nb, npts = compute(level, step, mine)
+                per_level.append(
+                    {
+                        "level": level,
+                        "blocks": len(works),
+                        "computed_blocks": nb,
+                        "computed_points": npts,
+                    }
+                )
+                idle_since = None
+                while part is not None:  # wait for the other parts' blocks of this level
+                    missing = {w.id for w in works} - lv.done_blocks(path, level)
+                    if not missing or (budget is not None and budget <= 0):
+                        break
+                    n_parts = part[1]
+                    owner = {
+                        w.id: j for j in range(1, n_parts + 1) for w in _share(works, (j, n_parts))
+                    }
+                    theirs = sorted({owner[b] for b in missing})
+                    if any(_part_running(path, (j, n_parts)) for j in theirs):
+                        idle_since = None
+                        time.sleep(poll)
+                        continue
+                    idle_since = idle_since if idle_since is not None else time.monotonic()
+                    waited = time.monotonic() - idle_since
+                    if waited < part_grace and not dead.issuperset(theirs):
+                        time.sleep(poll)
+                        continue
+                    dead.update(theirs)
+                    idle_since = None
+                    for j in theirs:  # adopt: compute part j's missing blocks under its lock
+                        try:
+                            with writer_lock(spec.output, (j, n_parts)):
+                                now = lv.done_blocks(path, level)
+                                orphans = [
+                                    w for w in _share(works, (j, n_parts)) if w.id not in now
+                                ]
+                                nb2, np2 = compute(level, step, orphans)
+                        except StoreError:  # it started meanwhile: wait for it
+                            dead.discard(j)
+                            continue
+                        per_level[-1]["computed_blocks"] += nb2
+                        per_level[-1]["computed_points"] += np2
+                if {w.id for w in works} - lv.done_blocks(path, level):
+                    break  # this level is not complete (max_blocks): the next cannot be planned
+        except KeyboardInterrupt:
+            st = lv.level_status(spec)
+            n = sum(len(d) for _, d in st)
+            raise Interrupted(n, sum(len(p) for p, _ in st if p is not None)) from None
+        status = lv.level_status(spec)
+        remaining = sum(len(set(p) - d) if p is not None else 1 for p, d in status)
+        finalized = None
+        if remaining == 0 and finalize_cube and part is None:
+            finalized = lv.finalize(spec)
+    per = lv.points_computed(path, g.levels)
+    return {
+        "output": str(spec.output),
+        "action": action,
+        "blocks": sum(len(p) for p, _ in status if p is not None),
+        "computed": n_done_total,
+        "skipped": 0,
+        "remaining": remaining,
+        "points": g.n_dense,
+        "computed_points": sum(x["computed_points"] for x in per_level),
+        "points_computed": int(sum(per)),
+        "levels": per_level,
+        "seconds": time.perf_counter() - t0,
+        "finalized": finalized,
+    }
+
+
+@dataclass(frozen=True)
+class RefineEstimate:
+    """``marshall plan`` of a refined sweep: the points expected (level 0 computed, or
+    read from the store, and its boundary cells extrapolated: :func:`pipeline.refine.
+    estimate`) against the dense equivalent, and the time of both."""
+
+    coarse: tuple[int, ...]
+    finest: tuple[int, ...]
+    per_level: tuple[int, ...]
+    points: int
+    dense: int
+    level1_exact: int
+    seconds: float
+    dense_seconds: float
+    workers: int
+    from_store: bool
+
+    @property
+    def fraction(self) -> float:
+        return self.points / self.dense
+
+    def lines(self) -> list[str]:
+        shape = " x ".join(f"{n:,}" for n in self.finest)
+        return [
+            f"coarse grid      {' x '.join(f'{n:,}' for n in self.coarse)} (level 0)",
+            f"finest grid      {shape} = {self.dense:,} points (the dense equivalent)",
+            f"expected points  ~{self.points:,} ({self.fraction:.2%} of dense), per level "
+            + ", ".join(f"{n:,}" for n in self.per_level),
+            f"time estimate    ~{human_seconds(self.seconds)} refined, "
+            f"~{human_seconds(self.dense_seconds)} dense, on {self.workers} worker(s)",
+        ]
+
+
+def level0(spec: SweepSpec) -> tuple[dict, bool]:
+    """Level 0's ``on`` codes and knife-edge flags: read from the store when it is
+    complete there, else computed here (the coarse grid, in batches)."""
+    import numpy as np
+
+    from .store import levels as lv
+    from .store.cube import is_cube, state
+
+    r = spec.refine
+    names = list(dict.fromkeys([*r.on] + ([r.knife] if r.knife else [])))
+    path = Path(spec.output)
+    if is_cube(path) and (state(path) or {}).get("config_hash") == spec.config_hash:
+        plan = lv.read_plan(path, 0)
+        if plan is not None and set(plan["blocks"]) <= lv.done_blocks(path, 0):
+            return lv.read_level(spec, 0, names), True
+    from .grid import level_params, refine_batch
+    from .kernels import collect_points, launch_points
+
+    shape = r.grid.shape(0)
+    pts = np.indices(shape).reshape(len(shape), -1).T
+    B = refine_batch(spec)
+    parts = []
+    for a in range(0, len(pts), B):
+        p = pts[a : a + B]
+        parts.append(collect_points(launch_points(spec, level_params(spec, 0, p, B)), len(p)))
+    return {
+        n: np.concatenate([q[n] for q in parts]).reshape(shape + parts[0][n].shape[1:])
+        for n in names
+    }, False
+
+
+def estimate_refined(spec: SweepSpec, workers: int | None = None) -> RefineEstimate:
+    """Points and time of a refined sweep (computes its coarse level unless stored)."""
+    from . import refine as rf
+
+    r = spec.refine
+    arrays, stored = level0(spec)
+    step = r.grid.step(
+        0,
+        {n: arrays[n] for n in r.on},
+        knife=arrays[r.knife] if r.knife else None,
+        neighbours=r.neighbours,
+    )
+    est = rf.estimate(step)
+    workers = workers or os.cpu_count() or 1
+    m = spec.decl
+    rate = m.rate / (spec.J / 2) * (0.3 if spec.save_paths else 1.0) * max(1, workers)
+    return RefineEstimate(
+        coarse=r.grid.shape(0),
+        finest=r.grid.finest_shape,
+        per_level=est.per_level,
+        points=est.points,
+        dense=est.dense,
+        level1_exact=step.n_compute,
+        seconds=m.compile_s + est.points / rate,
+        dense_seconds=m.compile_s + est.dense / rate,
+        workers=workers,
+        from_store=stored,
+    )

@@ -95,3 +95,14 @@ class MarshallAccessor:
 
     def boundaries(self, x: str, y: str, at: Mapping[str, Any] | None = None, n: int = 401):
         return _b.boundaries(self._ds, x, y, at=at, n=n)
+
+    def bisected(self, x: str, y: str, at: Mapping[str, Any] | None = None, var="regime",
+                 rtol: float = 1e-12):  # fmt: skip
+        """A refined cube's boundaries of ``var``, bisected to ``rtol`` (see
+        :func:`pipeline.query.boundaries.bisected`)."""
+        return _b.bisected(self._ds, x, y, at=at, var=var, rtol=rtol)
+
+    @property
+    def refined(self) -> bool:
+        """The dense view of a refined sweep (``level``, ``computed``)."""
+        return _m.is_refined(self._ds)

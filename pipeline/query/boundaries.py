@@ -1,7 +1,15 @@
-"""The analytic boundaries of a 2-D slice: where a defining condition of an equilibrium
+"""The boundaries of a 2-D slice.
+
+On a dense cube: the analytic boundaries, where a defining condition of an equilibrium
 holds with equality. They come from the model's own margins (``economy``, evaluated by
 numpy), the same code whose comparisons classify the cube, so a boundary drawn on a
-phase diagram is exactly where the colours beneath it change."""
+phase diagram is exactly where the colours beneath it change.
+
+On a refined cube (:func:`bisected`): the boundaries between the regions of a
+categorical output, each point placed by bisection along a finest-grid edge whose ends
+differ, to 1e-12 relative in the parameter, with the model's own kernel classifying
+the points tried (:func:`pipeline.kernels.classifier`; this imports JAX), so the line
+no longer depends on the grid."""
 
 from __future__ import annotations
 
@@ -12,8 +20,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..models._spec import NUMPY
+from ..models._spec import NUMPY, regime_name
 from . import meta
+from .errors import QueryError
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,8 @@ def margins_on(ds: xr.Dataset, values: Mapping[str, np.ndarray]):
 def boundaries(
     ds: xr.Dataset, x: str, y: str, at: Mapping[str, Any] | None = None, n: int = 401
 ) -> list[Boundary]:
-    """The analytic boundaries crossing the 2-D slice ``(x, y)``.
+    """The boundaries crossing the 2-D slice ``(x, y)``: on a refined cube those of its
+    regimes, bisected (:func:`bisected`); otherwise the analytic ones, below.
 
     Every defining condition ``lhs OP rhs`` that the model marks as a boundary is
     contoured as ``log(lhs / rhs) = 0`` on an ``n x n`` grid spanning the slice
@@ -82,6 +92,8 @@ def boundaries(
     """
     import contourpy
 
+    if meta.is_refined(ds):
+        return bisected(ds, x, y, at)
     sub = meta.slice2d(ds, x, y, at)
     xs, lx = _fine(sub[x], n)
     ys, ly = _fine(sub[y], n)
@@ -129,4 +141,99 @@ def boundaries(
                 segs.append(s)
             if segs:
                 out.append(Boundary(mg.name[i], mg.label[i], eq or "", x, y, tuple(segs)))
+    return out
+
+
+def _encoder():
+    """Integer ids of code vectors (an output over extra dims, e.g. ``path_feasible``
+    per target), the same for the slice and for every bisection step."""
+    ids: dict[bytes, int] = {}
+    vals: list[np.ndarray] = []
+
+    def encode(codes: np.ndarray, ndim: int) -> np.ndarray:
+        codes = np.asarray(codes)
+        if codes.ndim == ndim:
+            return codes.astype(np.int64)
+        flat = codes.reshape(codes.shape[:ndim] + (-1,))
+        rows = np.ascontiguousarray(flat.reshape(-1, flat.shape[-1]))
+        out = np.empty(len(rows), dtype=np.int64)
+        for i, r in enumerate(rows):
+            key = r.tobytes()
+            if key not in ids:
+                ids[key] = len(ids)
+                vals.append(r.copy())
+            out[i] = ids[key]
+        return out.reshape(codes.shape[:ndim])
+
+    return encode, vals
+
+
+def _pair_name(ds, var: str, a: int, b: int, vals) -> tuple[str, str, str]:
+    """``(name, label, equilibrium)`` of the boundary between codes ``a`` and ``b``."""
+    if var == "regime":
+        bits = meta.bits(ds)
+        na, nb = regime_name(a, bits), regime_name(b, bits)
+        changed = [lab for i, lab in enumerate(bits) if (a ^ b) >> i & 1]
+        return f"{na} | {nb}", f"{na} | {nb}", "+".join(changed)
+    labs = meta.labels(ds)
+    if var in ("best", "worst"):
+
+        def nm(c):
+            return labs[c] if 0 <= c < len(labs) else "none"
+
+        return f"{var} {nm(a)} | {nm(b)}", f"{var} {nm(a)} | {nm(b)}", ""
+    if vals:
+        va, vb = vals[a].tolist(), vals[b].tolist()
+        return f"{var} {va} | {vb}", f"{var} {va} | {vb}", ""
+    return f"{var} {a} | {b}", f"{var} {a} | {b}", ""
+
+
+def bisected(
+    ds: xr.Dataset,
+    x: str,
+    y: str,
+    at: Mapping[str, Any] | None = None,
+    var: str = "regime",
+    rtol: float = 1e-12,
+) -> list[Boundary]:
+    """The boundaries of ``var`` (default: the regime) crossing the 2-D slice ``(x, y)``
+    of a refined cube, bisected to ``rtol`` relative in the parameter along the finest
+    grid's edges that cross them (:func:`pipeline.refine.bisect_boundaries`), one
+    :class:`Boundary` per pair of values on the two sides, its segments joined into
+    polylines. Edges with an end not computed yet are left out."""
+    from .. import refine as rf
+    from ..grid import refine_batch
+    from ..kernels import classifier
+
+    if not meta.is_refined(ds):
+        raise QueryError(
+            "bisected boundaries need a refined cube (a config with refine:); "
+            "a dense cube's are the analytic ones (boundaries)"
+        )
+    sp = meta.spec(ds)
+    grid = sp.refine.grid
+    sub = meta.slice2d(ds, x, y, at)
+    idx = meta.indexers(ds, at, require_all=True, free=(x, y))
+    region = {d: idx.get(d, slice(None)) for d in grid.names}
+    free = [d for d in grid.names if d in (x, y)]
+    v = sub[var]
+    codes = np.asarray(v.transpose(*free, *[d for d in v.dims if d not in free]).values)
+    has = np.asarray(sub["done"].transpose(*free).values, bool)
+    encode, vals = _encoder()
+    enc = encode(codes, 2)
+    raw = classifier(sp, var, refine_batch(sp))
+
+    def classify(points):
+        return encode(raw(points), 1)
+
+    found = rf.bisect_boundaries(grid, enc, region, classify, rtol=rtol, valid=has, group="ends")
+    swap = free[0] != x  # the segments' columns are (free[0], free[1])
+    out = []
+    for (a, b), bd in found.items():
+        name, label, eq = _pair_name(ds, var, a, b, vals)
+        segs = bd.segments if bd.segments is not None else np.zeros((0, 2, 2))
+        if swap:
+            segs = segs[:, :, ::-1]
+        lines = tuple(rf.join_segments(segs))
+        out.append(Boundary(name, label, eq, x, y, lines))
     return out

@@ -100,9 +100,35 @@ def labels(ds: xr.Dataset) -> list[str]:
 
 
 def done(ds: xr.Dataset) -> xr.DataArray:
+    """The points counted by queries: those computed. A refined cube's dense view
+    (:func:`is_refined`) fills every point from its nearest computed point (``done``:
+    it has a value); counts, shares, matches and claims take only the points computed
+    there (its ``computed``), each once."""
+    if "computed" in ds and is_refined(ds):
+        return ds["computed"].astype(bool)
     if "done" in ds:
         return ds["done"].astype(bool)
     return xr.ones_like(ds["regime"], dtype=bool)
+
+
+def is_refined(ds: xr.Dataset) -> bool:
+    """The dense view of a refined sweep (``pipeline.open_cube`` of one): it has
+    ``level`` and ``computed`` and says how many levels."""
+    return "refine_levels" in ds.attrs and "level" in ds and "computed" in ds
+
+
+def spec(ds: xr.Dataset):
+    """The sweep a cube was computed from (its stored config), for what needs the
+    model's kernel (e.g. bisecting a refined cube's boundaries)."""
+    from ..config import ConfigError, parse_config
+
+    text = ds.attrs.get("config")
+    if not text:
+        raise QueryError("this cube holds no config to recompute points from")
+    try:
+        return parse_config(text, output="unused.zarr")
+    except ConfigError as exc:
+        raise QueryError(f"the cube's stored config does not validate here: {exc}") from None
 
 
 def bits(ds: xr.Dataset) -> list[str]:

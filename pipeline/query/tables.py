@@ -159,7 +159,8 @@ def at(ds: xr.Dataset, method: str | None = None, **values: float) -> pd.DataFra
         return labs[i] if 0 <= i < len(labs) else None
 
     claims = {}
-    if "claims" in sub and "claim" in sub.dims and done:
+    own = done and (not meta.is_refined(ds) or bool(sub["computed"].values))
+    if "claims" in sub and "claim" in sub.dims and own:  # claims of a point computed there
         word = {1: "held", 0: "failed"}
         claims = {
             str(c): word.get(int(v), "not applicable")
@@ -177,6 +178,8 @@ def at(ds: xr.Dataset, method: str | None = None, **values: float) -> pd.DataFra
         "knife_edge": bool(sub["knife_edge"].values),
         "claims": claims,
     }
+    if meta.is_refined(ds):  # a refined cube: was the point computed, or filled in?
+        df.attrs |= {"computed": bool(sub["computed"].values), "level": int(sub["level"].values)}
     return df
 
 

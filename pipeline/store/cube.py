@@ -180,18 +180,16 @@ def create(spec: SweepSpec, overwrite: bool = False) -> str:
     rec = tmp.with_name(tmp.name + OWNER)
     _atomic_write(rec, json.dumps(owner))  # first: whatever follows is known to be ours
     try:
-        ds = template(spec)
-        ds.to_zarr(tmp, mode="w-", compute=False, zarr_format=3, consolidated=False,
-                   encoding=encoding(spec))  # fmt: skip
+        if spec.refine is None:
+            ds = template(spec)
+            ds.to_zarr(tmp, mode="w-", compute=False, zarr_format=3, consolidated=False,
+                       encoding=encoding(spec))  # fmt: skip
+        else:  # a refined sweep: a group per level (store/levels.py)
+            from .levels import write_template
+
+            write_template(spec, tmp)
         grp = zarr.open_group(tmp, mode="r+").create_group(STATE)
-        grp.attrs.update(
-            {
-                "format": FORMAT_VERSION,
-                "config_hash": spec.config_hash,
-                "config_canonical": json.dumps(spec.canonical, sort_keys=True),
-                "n_blocks": Plan.of(spec).n_blocks,
-            }
-        )
+        grp.attrs.update(_state_attrs(spec))
         (tmp / STATE / "done").mkdir()
         os.rename(tmp, path)  # atomic; fails if another part created the store first
     except BaseException:
@@ -203,6 +201,23 @@ def create(spec: SweepSpec, overwrite: bool = False) -> str:
     finally:
         rec.unlink(missing_ok=True)
     return action
+
+
+def _state_attrs(spec: SweepSpec) -> dict:
+    """The ``_marshall`` attributes of a new store (a refined one adds ``refine``)."""
+    if spec.refine is not None:
+        from ..grid import level_plan
+
+        n_blocks = level_plan(spec, 0).n_blocks  # level 0's; the others are planned later
+        extra = {"refine": spec.refine.canonical()}
+    else:
+        n_blocks, extra = Plan.of(spec).n_blocks, {}
+    return {
+        "format": FORMAT_VERSION,
+        "config_hash": spec.config_hash,
+        "config_canonical": json.dumps(spec.canonical, sort_keys=True),
+        "n_blocks": n_blocks,
+    } | extra
 
 
 # ------------------------------------------------------------------------ blocks
@@ -319,6 +334,10 @@ def finalize(spec: SweepSpec) -> dict:
     ``flag_meanings``, and ``regime_labels`` as JSON) and mark the cube complete."""
     import zarr
 
+    if spec.refine is not None:
+        from .levels import finalize as finalize_levels
+
+        return finalize_levels(spec)
     path = Path(spec.output)
     plan = Plan.of(spec)
     missing = sorted(set(range(plan.n_blocks)) - done_blocks(path))

@@ -8,6 +8,9 @@ block marked done whose chunk files are missing (deleted, lost) is masked too, w
 a warning naming ``marshall verify --repair``; a corrupted or truncated chunk fails its
 CRC-32C check when read, so it raises instead of returning wrong values.
 
+A refined cube (store/levels.py) opens as the dense view of its finest grid, built
+from its levels on access.
+
 A plain ``xarray.open_zarr`` reader of a cube that is being written stays safe by doing
 the same: ``done = ds.done.load()`` first, then ``ds.where(done)`` (or keep to points
 where ``done`` is true); on a complete cube (``ds.attrs["complete"] == 1``) nothing is
@@ -106,6 +109,10 @@ def open_cube(path: str | Path, *, check: bool = True) -> xr.Dataset:
     path = Path(path)
     if not (path / "zarr.json").is_file():
         raise FileNotFoundError(f"no marshall cube at {path}")
+    from .levels import is_refined, open_view
+
+    if is_refined(path):  # the finest grid of a refined sweep, as a lazy dense view
+        return open_view(path, check=check)
     with warnings.catch_warnings():  # a cube still being written has no consolidated metadata
         warnings.simplefilter("ignore", category=RuntimeWarning)
         warnings.filterwarnings("ignore", message="Consolidated metadata")

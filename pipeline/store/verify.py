@@ -54,9 +54,14 @@ def _check_block(spec, plan, arrays, sch, b: int) -> list[str]:
 
 
 def verify(spec) -> Report:
-    """Check every block of the cube of ``spec`` (its output path)."""
+    """Check every block of the cube of ``spec`` (its output path); a refined cube's
+    levels by :func:`pipeline.store.levels.verify` (blocks keyed ``(level, block)``)."""
     import zarr
 
+    if spec.refine is not None:
+        from .levels import verify as verify_levels
+
+        return verify_levels(spec)
     plan = Plan.of(spec)
     done = done_blocks(spec.output)
     rep = Report(plan.n_blocks, len(done))
@@ -81,6 +86,10 @@ def repair(spec, report: Report, **run_kw) -> dict:
     """Recompute the damaged blocks of ``report`` (and any missing ones) and finalize."""
     from ..run import run
 
+    if spec.refine is not None:
+        from .levels import repair as repair_levels
+
+        return repair_levels(spec, report, **run_kw)
     if report.damaged:
         reopen_for_repair(Path(spec.output))
         for b in report.damaged:
