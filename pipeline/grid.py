@@ -130,19 +130,20 @@ def block_params(spec: SweepSpec, region: tuple[slice, ...], pad_to: int) -> dic
 #: a block writes whole chunks, most of them along a boundary, so they are kept small
 REFINE_CHUNK_POINTS = 2**16
 #: points per kernel call of a refined sweep whose model does not slice its blocks
-REFINE_BATCH = 4096
+REFINE_BATCH = 1024
 
 
 def refine_chunks(spec: SweepSpec, requested) -> tuple[int, ...]:
     """Chunk shape of a refined sweep's level arrays (each level caps it by its shape):
     the requested sizes; along other refined axes the finest axis halved (largest
-    first) until a chunk holds at most :data:`REFINE_CHUNK_POINTS` points and
-    :data:`CHUNK_BYTES` of output; 1 along axes that are not refined (lists)."""
+    first, rounding up) until a chunk holds about :data:`REFINE_CHUNK_POINTS` points (at
+    most 1.25 times) and :data:`CHUNK_BYTES` of output; 1 along axes that are not
+    refined (lists)."""
     refined = spec.refine.grid.refined
     target = max(1, min(REFINE_CHUNK_POINTS, CHUNK_BYTES // bytes_per_point(spec)))
     chunks = [r if r else (n if k else 1) for r, n, k in zip(requested, spec.shape, refined)]
     free = [i for i, r in enumerate(requested) if not r and refined[i]]
-    while free and math.prod(chunks) > target:
+    while free and math.prod(chunks) > target * 1.25:  # about: 257 x 257 for 2^16
         i = max(free, key=lambda k: chunks[k])
         if chunks[i] == 1:
             break

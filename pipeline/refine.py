@@ -44,7 +44,8 @@ level ``l``'s stored ``on`` codes ``v``, ``knife_edge`` flags ``e`` and ``comput
 
 - candidate ``K_l``: all corners computed (all cells at level 0);
 - marked ``M_l = {c in K_l : v(c+o) != v(c+o') for some on variable and o, o', or
-  e(c+o) for some o}``;
+  e(c+o) for some o}`` (``knife_rule="any"``; with ``"change"``: or ``e(c+o) != e(c+o')``,
+  the knife-edge flag treated as one more code, which the pipeline uses);
 - active ``A_l = (M_l \oplus N) \cap K_l``, ``N = {0, +-e_k : k in R}`` (face neighbours,
   the default, so a boundary that leaves a marked cell through a face is followed) or
   ``{-1,0,1}^R`` (``neighbours="box"``, also across edges and corners);
@@ -394,12 +395,17 @@ class RefineGrid:
         knife: np.ndarray | None = None,
         computed: np.ndarray | None = None,
         neighbours: Literal["face", "box"] = "face",
+        knife_rule: Literal["any", "change"] = "any",
     ) -> Step:
         """Level ``level + 1``'s points from level ``level``'s stored arrays.
 
         ``on``: name -> integer codes of shape ``shape(level)`` (extra trailing dims are
         compared element-wise); ``knife``: bool, same shape (or None); ``computed``: bool,
         same shape; may be omitted at level 0 only (everything computed there).
+        ``knife_rule``: a knife-edge corner marks its cell (``any``), or only a cell whose
+        corners' flags differ (``change``: a region where every point is knife-edge, e.g.
+        where a model's conditions hold with equality throughout, is then refined along
+        its edges and where the codes change, like any other region).
         """
         l = self._check_level(level)
         if l == self.levels:
@@ -442,7 +448,12 @@ class RefineGrid:
             diff = lo != hi
             marked |= diff.reshape(diff.shape[: self.ndim] + (-1,)).any(axis=-1)
         if knife is not None:
-            marked |= _corner_reduce(knife, R, np.logical_or)
+            some = _corner_reduce(knife, R, np.logical_or)
+            if knife_rule == "change":
+                some &= ~_corner_reduce(knife, R, np.logical_and)
+            elif knife_rule != "any":
+                raise ValueError(f"knife_rule must be 'any' or 'change'; got {knife_rule!r}")
+            marked |= some
         marked &= candidate
         active = _dilate(marked, R, neighbours) & candidate
         return Step(self, l, marked, active)

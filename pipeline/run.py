@@ -464,6 +464,11 @@ def _client(n_workers, scheduler, cluster):
 # run"); run it again once the level is done, it resumes.
 
 
+#: blocks of a refined level written at once (zarr's per-chunk overhead, not the bytes,
+#: bounds a level's writes: two writers overlap it)
+WRITERS = 2
+
+
 def level_pipelined(spec: SweepSpec, level: int, works, threads: int = 1):
     """Compute and write ``works`` (blocks of one level), yielding each block's summary
     once its mark is written. Points go to the kernel in batches of exactly
@@ -527,12 +532,17 @@ def level_pipelined(spec: SweepSpec, level: int, works, threads: int = 1):
                 )
 
     pending: deque = deque()
-    with LevelWriter(spec, level) as writer:
+    writes: deque = deque()
+    with (
+        LevelWriter(spec, level) as writer,
+        ThreadPoolExecutor(threads, thread_name_prefix="marshall-batch") as pool,
+        ThreadPoolExecutor(WRITERS, thread_name_prefix="marshall-level-write") as wpool,
+    ):
 
         def finish(item):
+            """Take a computed batch into its blocks; start writing the complete ones."""
             segs, fut = item
             res = fut.result() if fut is not None else None
-            out = []
             for i, a, n, off in segs:
                 if n:
                     if i not in bufs:
@@ -544,35 +554,33 @@ def level_pipelined(spec: SweepSpec, level: int, works, threads: int = 1):
                         bufs[i][name][a : a + n] = v[off : off + n]
                     left[i] -= n
                 if left[i] == 0:
-                    out.append(i)
-            for i in out:
-                summary = writer.write(
-                    works[i], bufs.pop(i, {}), seconds=time.perf_counter() - started[i]
-                )
-                todo_pts.pop(i, None)
-                yield summary
+                    seconds = time.perf_counter() - started[i]
+                    writes.append(wpool.submit(writer.write, works[i], bufs.pop(i, {}), seconds))
+                    todo_pts.pop(i, None)
+            while len(writes) > 2 * WRITERS:
+                yield writes.popleft().result()
 
-        with ThreadPoolExecutor(threads, thread_name_prefix="marshall-batch") as pool:
-            try:
-                first = True
-                for pts, segs in batches():
-                    for i, *_ in segs:
-                        note(i)
-                    fut = None if pts is None else pool.submit(compute, pts)
-                    pending.append((segs, fut))
-                    if first and fut is not None and threads > 1:
-                        fut.result()  # compile once, before the others start
-                    first = first and fut is None
-                    while len(pending) > threads:
-                        yield from finish(pending.popleft())
-                while pending:
+        try:
+            first = True
+            for pts, segs in batches():
+                for i, *_ in segs:
+                    note(i)
+                fut = None if pts is None else pool.submit(compute, pts)
+                pending.append((segs, fut))
+                if first and fut is not None and threads > 1:
+                    fut.result()  # compile once, before the others start
+                first = first and fut is None
+                while len(pending) > threads:
                     yield from finish(pending.popleft())
-            finally:
-                for _, fut in pending:  # interrupted: let started batches finish computing
-                    if fut is not None:
-                        fut.cancel()
-                        with contextlib.suppress(BaseException):
-                            fut.result()
+            while pending:
+                yield from finish(pending.popleft())
+            while writes:
+                yield writes.popleft().result()
+        finally:
+            for fut in [f for _, f in pending if f is not None] + list(writes):
+                fut.cancel()  # interrupted: let started batches and writes finish
+                with contextlib.suppress(BaseException):
+                    fut.result()
 
 
 def compute_and_write_level(spec: SweepSpec, level: int, step, ids: list[int]) -> list[dict]:
@@ -838,6 +846,7 @@ def estimate_refined(spec: SweepSpec, workers: int | None = None) -> RefineEstim
         {n: arrays[n] for n in r.on},
         knife=arrays[r.knife] if r.knife else None,
         neighbours=r.neighbours,
+        knife_rule="change",
     )
     est = rf.estimate(step)
     workers = workers or os.cpu_count() or 1

@@ -370,7 +370,7 @@ def test_dynamic_path_feasible_map_equals_dense_on_257_squared(tmp_path):
     """``path_feasible`` (per target, J = 2) over ``g x eps``: 17 x 17 coarse points and
     4 levels against the dense 257 x 257 sweep, at every finest point."""
     spec, (view, dense) = pair(
-        tmp_path, "dynamic", DYN, 4, on=("path_feasible",), extra="chunks: {g: 64, eps: 64}"
+        tmp_path, "dynamic", DYN, 4, on=("path_feasible",), extra="chunks: {g: 32, eps: 32}"
     )
     assert view.sizes == dense.sizes and view.sizes["g"] == 257
     pf = dense["path_feasible"].values
@@ -749,3 +749,34 @@ def test_join_segments_chains_cells_into_lines():
     assert {tuple(open_line[0]), tuple(open_line[-1])} == {(0.0, 0.0), (3.0, 1.0)}
     loop = next(x for x in lines if np.array_equal(x[0], x[-1]))
     assert len({tuple(p) for p in loop}) == 3
+
+
+NO_JAX = """
+import sys
+from pipeline.cli import app
+for args in {args!r}:
+    try:
+        app(args)
+    except SystemExit as exc:
+        assert exc.code in (0, None), (args, exc.code)
+assert "jax" not in sys.modules, sorted(m for m in sys.modules if m.startswith("jax"))[:5]
+print("ok")
+"""
+
+
+def test_reading_a_refined_cube_does_not_import_jax(small):
+    spec, _, _ = small
+    cube = str(spec.output)
+    args = [
+        ["query", cube],
+        ["claims", cube],
+        ["query", cube, "--at", "r_1=2", "--at", "theta_1=3"],
+        ["verify", cube],
+    ]
+    res = subprocess.run(
+        [sys.executable, "-c", NO_JAX.format(args=args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-2000:]
