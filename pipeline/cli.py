@@ -126,6 +126,14 @@ def plan(
         t.add_row(
             a.name, f"{len(a):,}", f"{a.values[0]:g} .. {a.values[-1]:g} ({a.spacing})", f"{c:,}"
         )
+    if spec.design is not None:
+        d = spec.design.design
+        t.title += f"; design {d.kind} (n = {d.n:,}, seed {d.seed}): {spec.n_points:,} samples"
+        for name, dist in spec.design.dists.items():
+            kind, (lo, hi) = next(iter(dist.canonical().items()))
+            t.add_row(
+                name, f"{spec.n_points:,}", f"{lo:g} .. {hi:g} ({kind})", f"{spec.chunks[0]:,}"
+            )
     console.print(t)
     if spec.fixed:
         console.print("fixed: " + ", ".join(f"{k} = {v:g}" for k, v in spec.fixed.items()))

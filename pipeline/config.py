@@ -35,10 +35,12 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, ValidationErr
 MAX_SECTORS = 10  # the regime bitmask (int32) holds 3 J labels
 MAX_AXIS = 10_000_000  # points on one axis (80 MB of coordinate)
 MAX_CONFIG_BYTES = 1_000_000
+#: the point dimension of a sampled (designed) sweep
+SAMPLE = "sample"
 #: at most this many grid points in one sweep (beyond any disk: ~20 PB of output)
 MAX_POINTS = 10**15
 TOP_FIELDS = ("model", "sectors", "params", "chunks", "output", "save_paths", "name",
-              "description")  # fmt: skip
+              "description", "design")  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -67,6 +69,7 @@ class RawConfig(BaseModel):
     save_paths: StrictBool = False
     name: str | None = None
     description: str | None = None
+    design: Any = None
 
 
 # ------------------------------------------------------------------------ the spec
@@ -107,6 +110,8 @@ class SweepSpec:
     canonical: Mapping[str, Any] = field(repr=False)  # normalised form, hashed
     aliases: Mapping[str, str] = field(default_factory=dict, repr=False)
     notes: tuple[str, ...] = ()
+    #: a sampling design (:class:`pipeline.designs.DesignSpec`) instead of grid axes
+    design: Any = None
 
     @cached_property
     def decl(self):
@@ -121,16 +126,32 @@ class SweepSpec:
 
     @property
     def dims(self) -> tuple[str, ...]:
+        """The cube's point dimensions: the swept parameters, or ``("sample",)``."""
+        if self.design is not None:
+            return (SAMPLE,)
         return tuple(a.name for a in self.axes)
 
     @property
     def shape(self) -> tuple[int, ...]:
+        if self.design is not None:
+            return (self.design.size,)
         return tuple(len(a) for a in self.axes)
 
     @property
     def n_points(self) -> int:
-        """Grid points (a Python int: never overflows)."""
-        return math.prod(len(a) for a in self.axes)
+        """Points of the sweep (a Python int: never overflows)."""
+        return math.prod(self.shape)
+
+    @property
+    def sampled(self) -> tuple[str, ...]:
+        """The parameters drawn by the design (sorted), or none."""
+        return tuple(self.design.names) if self.design is not None else ()
+
+    @cached_property
+    def samples(self) -> dict[str, np.ndarray]:
+        """The design's points ``{parameter: float64[n]}`` (generated once per process;
+        the same on every machine with the same numpy/scipy/SALib)."""
+        return self.design.samples() if self.design is not None else {}
 
     @property
     def config_hash(self) -> str:
@@ -146,9 +167,10 @@ class SweepSpec:
     def canonical_name(self, name: str) -> str:
         return self.aliases.get(name, name)
 
-    def __getstate__(self):  # the cached declaration is looked up again where unpickled
+    def __getstate__(self):  # cached declaration and samples are made again where unpickled
         state = dict(self.__dict__)
         state.pop("decl", None)
+        state.pop("samples", None)
         return state
 
     def __setstate__(self, state):
@@ -380,11 +402,15 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
     elif not 2 <= J <= MAX_SECTORS:
         raise ConfigError([("sectors", f"J must be between 2 and {MAX_SECTORS}; got {J}")], source)
 
+    from .designs import check_design, is_distribution
+
+    design = check_design(raw.design, raw.params, problems)
     axes: list[Axis] = []
     fixed: dict[str, float] = {}
     aliases: dict[str, str] = {}
     notes: list[str] = []
     canonical_of: dict[str, str] = {}
+    sampled: list[str] = []
     for name, v in raw.params.items():
         name = str(name)
         hit = model.param(name, J)
@@ -405,6 +431,15 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
         canonical_of[canon] = name
         if canon != name:
             aliases[name] = canon
+        if is_distribution(v) or (raw.design not in (None, "grid") and _number(v) is None):
+            if design is not None and name in design.dists:  # its support within range
+                lo, hi = design.dists[name].support
+                _check_bounds(param, name, np.array([lo, hi]), sector, problems)
+                if not param.sweep:
+                    problems.append((f"params.{name}", "cannot be sampled (it shapes the "
+                                     "cube); give one number"))  # fmt: skip
+                sampled.append(name)
+            continue
         vals, spacing = _axis_values(name, v, problems)
         if vals is None:
             continue
@@ -422,24 +457,26 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
                 )
             axes.append(Axis(name, vals, spacing))
 
-    given = {aliases.get(n, n) for n in list(fixed) + [a.name for a in axes]}
+    given = {aliases.get(n, n) for n in list(fixed) + [a.name for a in axes] + sampled}
     problems += model.requires(given, J)
     if raw.save_paths and not model.has_paths:
         problems.append(("save_paths", f"model {model.name!r} has no transition paths to save; "
                          "drop save_paths"))  # fmt: skip
-    dims = [a.name for a in axes]
+    dims = [a.name for a in axes] if design is None else [SAMPLE]
     for cname, size in raw.chunks.items():
         if cname not in dims:
             problems.append((f"chunks.{cname}", f"not a swept parameter; swept: {dims or 'none'}"))
         elif size < 1:
             problems.append((f"chunks.{cname}", f"chunk size must be >= 1; got {size}"))
-    n_points = math.prod(len(a) for a in axes)
+    n_points = math.prod(len(a) for a in axes) if design is None else design.size
     if n_points > MAX_POINTS:
         problems.append(("params", f"the grid has {n_points:.3g} points; at most {MAX_POINTS:.0e}"
                          " per sweep: shrink the axes or split the sweep"))  # fmt: skip
     if not problems and model.check is not None:
-        problems += model.check(lambda names: _corner_values(axes, fixed, aliases, names),
-                                given, J)  # fmt: skip
+        ranges = {n: design.dists[n].support for n in sampled} if design is not None else {}
+        problems += model.check(
+            lambda names: _corner_values(axes, fixed, aliases, names, ranges), given, J
+        )
     if problems:
         raise ConfigError(problems, source)
 
@@ -461,10 +498,11 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
         canonical={},
         aliases=aliases,
         notes=tuple(notes),
+        design=design,
     )
     from .grid import default_chunks  # grid depends on config, not the reverse at import
 
-    requested = [min(raw.chunks.get(a.name, 0) or 0, len(a)) or 0 for a in axes]
+    requested = [min(raw.chunks.get(d, 0) or 0, n) or 0 for d, n in zip(spec.dims, spec.shape)]
     chunks = default_chunks(spec, requested)
     canonical = {
         "model": raw.model,
@@ -474,6 +512,10 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
         "chunks": dict(zip(dims, chunks)),
         "save_paths": raw.save_paths,
     }
+    if design is not None:  # grids hash as before
+        dc = design.canonical()
+        canonical["design"] = dc["design"]
+        canonical["params"] |= dc["params"]
     return replace(spec, chunks=tuple(chunks), canonical=canonical)
 
 
@@ -487,14 +529,19 @@ def _canonical_axis(v: Any, axis: Axis) -> dict:
     return {"values": axis.values.tolist()}
 
 
-def _corner_values(axes, fixed, aliases, names: list[str]) -> dict[str, np.ndarray]:
+def _corner_values(axes, fixed, aliases, names: list[str], ranges=None) -> dict[str, np.ndarray]:
     """Cartesian product of each named parameter's extremes (model names; for checks of
-    derived quantities monotone in every input, whose extremes sit at these corners)."""
+    derived quantities monotone in every input, whose extremes sit at these corners):
+    an axis' ends, a distribution's support (``ranges``), or the fixed value."""
     back = {v: k for k, v in aliases.items()}
+    ranges = ranges or {}
     lists = []
     for n in names:
         cfg = back.get(n, n)
         ax = next((a for a in axes if a.name == cfg), None)
-        lists.append([ax.values[0], ax.values[-1]] if ax is not None else [fixed[cfg]])
+        if cfg in ranges:
+            lists.append(list(ranges[cfg]))
+        else:
+            lists.append([ax.values[0], ax.values[-1]] if ax is not None else [fixed[cfg]])
     grids = np.meshgrid(*[np.asarray(v) for v in lists], indexing="ij")
     return {n: g.ravel() for n, g in zip(names, grids)}

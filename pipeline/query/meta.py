@@ -69,6 +69,13 @@ def params(ds: xr.Dataset) -> tuple[str, ...]:
     return tuple(str(d) for d in ds.dims if d not in lab)
 
 
+def sampled(ds: xr.Dataset) -> tuple[str, ...]:
+    """Parameters that vary along the point dims without being one (a design's sampled
+    parameters, coordinates along ``sample``)."""
+    p = set(params(ds))
+    return tuple(str(k) for k, c in ds.coords.items() if c.ndim and set(c.dims) <= p and k not in p)
+
+
 def label_dims(ds: xr.Dataset) -> tuple[str, ...]:
     """Dimensions that are not swept parameters (``equilibrium``, ``claim``, ...)."""
     p = set(params(ds))

@@ -127,6 +127,20 @@ def template(spec: SweepSpec) -> xr.Dataset:
         coords[a.name] = xr.Variable(
             (a.name,), a.values, attrs=param_attrs(spec, a.name) | {"spacing": a.spacing}
         )
+    if spec.design is not None:  # one point per sample; each sampled parameter along it
+        n = spec.design.size
+        coords["sample"] = xr.Variable(
+            ("sample",), np.arange(n), {"long_name": f"sample of the {spec.design.design.kind} "
+                                        "design (row order kept)"})  # fmt: skip
+        for name, values in spec.samples.items():
+            dist = spec.design.dists[name].canonical()
+            kind, (lo, hi) = next(iter(dist.items()))
+            coords[name] = xr.Variable(
+                ("sample",), values,
+                attrs=param_attrs(spec, name) | {"distribution": f"{kind} [{lo!r}, {hi!r}]",
+                                                 "spacing": "log" if kind == "loguniform"
+                                                 else "linear"},
+            )  # fmt: skip
     coords["equilibrium"] = (
         "equilibrium",
         np.array(labs, dtype=object),
@@ -180,6 +194,9 @@ def template(spec: SweepSpec) -> xr.Dataset:
         "references": f"{DOCS}#references",
         "complete": 0,
     }
+    if spec.design is not None:
+        attrs["design"] = json.dumps(spec.design.canonical()["design"], sort_keys=True)
+        attrs["sampled"] = " ".join(spec.sampled)
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
