@@ -411,6 +411,7 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
     notes: list[str] = []
     canonical_of: dict[str, str] = {}
     sampled: list[str] = []
+    invalid: list[str] = []
     for name, v in raw.params.items():
         name = str(name)
         hit = model.param(name, J)
@@ -442,6 +443,7 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
             continue
         vals, spacing = _axis_values(name, v, problems)
         if vals is None:
+            invalid.append(name)  # given, though wrongly: not "missing" as well
             continue
         _check_bounds(param, name, vals, sector, problems)
         if spacing == "fixed":
@@ -457,7 +459,7 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
                 )
             axes.append(Axis(name, vals, spacing))
 
-    given = {aliases.get(n, n) for n in list(fixed) + [a.name for a in axes] + sampled}
+    given = {aliases.get(n, n) for n in [*fixed, *(a.name for a in axes), *sampled, *invalid]}
     problems += model.requires(given, J)
     if raw.save_paths and not model.has_paths:
         problems.append(("save_paths", f"model {model.name!r} has no transition paths to save; "
