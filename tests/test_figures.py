@@ -274,10 +274,11 @@ def test_dynamic_maps_label_the_a_hat_zero_trap(tmp_path_factory):
     knife-edge tie, hatched and labelled; the line eps = g is drawn; the welfare and
     income-gap maps leave no computed cell blank (infinite and undefined values have
     their own labelled colours)."""
-    text = DYNAMIC.replace("g: 0.02", "g: {linspace: [0.01, 0.1, 7]}").replace(
-        "eps: 0.05", "eps: {linspace: [0.02, 0.2, 8]}"
-    ).replace("r_1: {logspace: [0.5, 4.0, 6]}", "r_1: 1.5").replace(
-        "theta_1: {linspace: [1.2, 3.0, 4]}", "theta_1: 1.5"
+    text = (
+        DYNAMIC.replace("g: 0.02", "g: {linspace: [0.01, 0.1, 7]}")
+        .replace("eps: 0.05", "eps: {linspace: [0.02, 0.2, 8]}")
+        .replace("r_1: {logspace: [0.5, 4.0, 6]}", "r_1: 1.5")
+        .replace("theta_1: {linspace: [1.2, 3.0, 4]}", "theta_1: 1.5")
     )
     ds, _ = build_cube(tmp_path_factory, text, "dyn_g_eps")
     ax = figures.plot_phase(ds, "g", "eps")
