@@ -355,6 +355,9 @@ def claims(
                 "decreasing, L_S >= max Lbar_j, not knife-edge)",
                 highlight=False,
             )
+        m = acc.decl()
+        if m is not None and m.claims_note:
+            console.print(f"note: {m.claims_note}", highlight=False)
         if not ds.attrs.get("complete"):
             console.print("[yellow]the cube is not complete: only computed points were checked[/]")
     if not failed.empty:

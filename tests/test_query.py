@@ -1,4 +1,5 @@
-"""The ``ds.marshall`` accessor against direct xarray computations and docs/models.md closed forms."""
+"""The ``ds.marshall`` accessor against direct xarray computations and the closed forms
+of docs/models.md."""
 
 from __future__ import annotations
 

@@ -431,6 +431,8 @@ class Model:
     rate: float = 2e6
     compile_s: float = 1.0
     expects: Callable[[int], str] | None = None
+    #: what a reader of the claims should know (e.g. where they are expected to fail)
+    claims_note: str = ""
 
     # ---- derived
     @property
