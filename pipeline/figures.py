@@ -89,16 +89,7 @@ def _is_log(coord: xr.DataArray) -> bool:
 
 def _edges(coord: xr.DataArray) -> np.ndarray:
     """Cell edges around grid values (midpoints; geometric on log axes)."""
-    v = np.asarray(coord.values, float)
-    log = _is_log(coord)
-    u = np.log(v) if log else v
-    if u.size == 1:
-        h = 0.05 if log else max(abs(u[0]) * 0.05, 0.5)
-        e = np.array([u[0] - h, u[0] + h])
-    else:
-        mid = (u[1:] + u[:-1]) / 2
-        e = np.concatenate([[u[0] - (mid[0] - u[0])], mid, [u[-1] + (u[-1] - mid[-1])]])
-    return np.exp(e) if log else e
+    return _meta.cell_edges(coord.values, _is_log(coord))
 
 
 def symbol(ds: xr.Dataset, name: str) -> str:

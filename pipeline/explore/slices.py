@@ -104,18 +104,7 @@ def ramp_palette(name: str) -> list[str]:
     return list(_ramp(name))
 
 
-def edges(values: np.ndarray, log: bool) -> np.ndarray:
-    """Cell edges around grid values: midpoints (geometric on log axes), the outer
-    edges as far out as the first inner one."""
-    v = np.asarray(values, float)
-    u = np.log(v) if log else v
-    if u.size == 1:
-        h = 0.05 if log else max(abs(u[0]) * 0.05, 0.5)
-        e = np.array([u[0] - h, u[0] + h])
-    else:
-        mid = (u[1:] + u[:-1]) / 2
-        e = np.concatenate([[u[0] - (mid[0] - u[0])], mid, [u[-1] + (u[-1] - mid[-1])]])
-    return np.exp(e) if log else e
+edges = meta.cell_edges
 
 
 _GREEK = {
