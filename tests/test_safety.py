@@ -352,11 +352,12 @@ def test_plot_and_report_to_unwritable_places(tmp_path):
     assert r.exit_code == 2 and "needs two swept dimensions" in r.output
 
 
-def test_ctrl_c_says_how_to_resume(tmp_path):
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["in-process", "cluster"])
+def test_ctrl_c_says_how_to_resume(tmp_path, workers):
     cfg = _write(tmp_path, SMALL.replace("output: x.zarr", f"output: {tmp_path / 'i.zarr'}")
                  .replace("24]", "240]"))  # fmt: skip
-    p = subprocess.Popen([MARSHALL, "run", str(cfg), "--no-progress"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+    p = subprocess.Popen([MARSHALL, "run", str(cfg), "--no-progress", *workers],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     t0 = time.monotonic()
     while not done_blocks(tmp_path / "i.zarr") and time.monotonic() - t0 < 60:
         time.sleep(0.05)
