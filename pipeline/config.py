@@ -39,6 +39,8 @@ MAX_CONFIG_BYTES = 1_000_000
 SAMPLE = "sample"
 #: at most this many grid points in one sweep (beyond any disk: ~20 PB of output)
 MAX_POINTS = 10**15
+#: at most this many blocks (chunks) in one sweep: each is a task, a file per variable
+MAX_BLOCKS = 10**6
 TOP_FIELDS = ("model", "sectors", "params", "chunks", "output", "save_paths", "name",
               "description", "design")  # fmt: skip
 
@@ -506,6 +508,12 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
 
     requested = [min(raw.chunks.get(d, 0) or 0, n) or 0 for d, n in zip(spec.dims, spec.shape)]
     chunks = default_chunks(spec, requested)
+    n_blocks = math.prod(-(-n // c) for n, c in zip(spec.shape, chunks))
+    if n_blocks > MAX_BLOCKS:
+        raise ConfigError(
+            [("chunks", f"the sweep would be cut into {n_blocks:,} blocks; at most "
+              f"{MAX_BLOCKS:,}: give larger chunks (or drop chunks: the default makes "
+              "blocks of ~32 MB)")], source)  # fmt: skip
     canonical = {
         "model": raw.model,
         "sectors": J,

@@ -275,14 +275,24 @@ output: x.zarr
 """
     with pytest.raises(ConfigError, match=r"1\.84e\+19 points; at most"):
         parse_config(text)
-    big = text.replace("65536]}\n  theta_2: {linspace: [1.05, 5.0, 65536]}", "1000]}\n"
-                       "  theta_2: {linspace: [1.05, 5.0, 1000]}")  # fmt: skip
-    spec = parse_config(big.replace("65536", "30000"), output=tmp_path / "b.zarr")
-    assert spec.n_points == 30000 * 30000 * 1000 * 1000 and Plan.of(spec).n_blocks > 0
-    r = cli("run", _write(tmp_path, big.replace("65536", "30000").replace(
-        "output: x.zarr", f"output: {tmp_path / 'b.zarr'}")))  # fmt: skip
-    assert r.exit_code == 1 and "would write up to" in r.output
+    big = """
+model: coordination
+sectors: 2
+params:
+  r_1: {logspace: [0.3, 6.0, 100000]}
+  r_2: 1.0
+  theta_1: {linspace: [1.05, 5.0, 100000]}
+  theta_2: [1.5, 3.0]
+output: OUT
+"""
+    spec = parse_config(big, output=tmp_path / "b.zarr")
+    assert spec.n_points == 2 * 10**10 and Plan.of(spec).n_blocks > 0
+    r = cli("run", _write(tmp_path, big.replace("OUT", str(tmp_path / "b.zarr"))))
+    assert r.exit_code == 1 and "would write up to" in r.output and "TB" in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+    tiny_chunks = big.replace("output: OUT", "chunks: {r_1: 1, theta_1: 1}\noutput: OUT")
+    with pytest.raises(ConfigError, match=r"blocks; at most 1,000,000: give larger chunks"):
+        parse_config(tiny_chunks)
 
 
 def _write(tmp_path, text, name="c.yaml"):

@@ -353,11 +353,15 @@ class SlabCache:
 
     @staticmethod
     def _chunk(ds: xr.Dataset, d: str) -> int:
-        ch = ds.chunks.get(d) if ds.chunks else None
-        if ch:
-            return int(ch[0])
+        """The store's chunk length along ``d`` (what a read decodes at once)."""
         reg = ds["regime"]
-        return int(reg.encoding.get("chunks", reg.shape)[list(reg.dims).index(d)])
+        zc = reg.encoding.get("chunks") or reg.encoding.get("preferred_chunks")
+        if isinstance(zc, dict):
+            return int(zc.get(d, reg.sizes[d]))
+        if zc:
+            return int(zc[list(reg.dims).index(d)])
+        ch = ds.chunks.get(d) if ds.chunks else None
+        return int(ch[0]) if ch else int(reg.sizes[d])
 
     @staticmethod
     def _bytes_per_point(cube: Cube) -> int:

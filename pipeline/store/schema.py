@@ -160,7 +160,9 @@ def template(spec: SweepSpec) -> xr.Dataset:
     data_vars = {}
     for name, v in schema(spec).items():
         o = v.out
-        arr = da.full(v.shape, o.fill, dtype=o.dtype, chunks=v.chunks)
+        # one lazy dask chunk (never computed: the template writes metadata only), the
+        # store's chunks from the encoding, so a cube of a billion chunks costs no graph
+        arr = da.full(v.shape, o.fill, dtype=o.dtype, chunks=v.shape or -1)
         attrs: dict[str, Any] = {"long_name": o.long_name}
         if o.units:
             attrs["units"] = o.units
@@ -213,5 +215,6 @@ def encoding(spec: SweepSpec) -> dict[str, dict]:
     for name, v in schema(spec).items():
         comp = (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle") if v.out.paths
                 else ZstdCodec(level=0, checksum=False))  # fmt: skip
-        out[name] = {"fill_value": v.fill, "compressors": [comp, Crc32cCodec()]}
+        out[name] = {"fill_value": v.fill, "compressors": [comp, Crc32cCodec()],
+                     "chunks": v.chunks}  # fmt: skip
     return out
