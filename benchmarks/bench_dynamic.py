@@ -1,4 +1,4 @@
-"""Benchmark of the ``dynamic`` transition kernel (MODEL.md section 5).
+"""Benchmark of the ``dynamic`` transition kernel (docs/models.md#dynamic).
 
 Times, in one run, on the same random points (J = 2, instant coordination so that
 the logistic closed form is the reference for every path):

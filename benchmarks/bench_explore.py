@@ -28,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -68,17 +67,9 @@ PAINTED_JS = (
 def build(points: float, out: Path) -> float:
     side = round(points**0.25)
     cfg = out.with_suffix(".yaml")
-    cfg.write_text(
-        textwrap.dedent(f"""\
-        model: coordination
-        params:
-          r_1: {{logspace: [0.25, 4.0, {side}]}}
-          r_2: {{logspace: [0.5, 2.0, {side}]}}
-          theta_1: {{linspace: [1.05, 4.0, {side}]}}
-          theta_2: {{linspace: [1.05, 4.0, {side}]}}
-        output: {out}
-        """)
-    )
+    from bench_static import config_text  # the same 4-D coordination sweep
+
+    cfg.write_text(config_text(side**4, out))
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "run", str(cfg), "--workers", "0", "-q"],

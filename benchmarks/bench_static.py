@@ -56,7 +56,7 @@ def config_text(n: float, out: Path) -> str:
 
 
 def numpy_classify(r: np.ndarray, theta: np.ndarray) -> dict:
-    """MODEL.md sec. 4 as whole-array numpy, with the outputs the cube holds: exists,
+    """docs/models.md sec. 4 as whole-array numpy, with the outputs the cube holds: exists,
     stable, wage, knife_edge, rank, n_equilibria, n_stable, regime, best, worst and
     the five claims (the same information as the JAX kernel's, for any J)."""
     n, J = r.shape

@@ -72,8 +72,7 @@ MODEL = Model(
     sectors=2,
     params=(
         Param("a", "the cluster's own productivity", "a", lo=0.0, example=1.0),
-        Param("b", "spillover: productivity gain when everyone joins", "b", lo=0.0,
-              example=1.0),
+        Param("b", "spillover: productivity gain when everyone joins", "b", lo=0.0, example=1.0),
         Param("w0", "wage of the outside option", "w_0", lo=0.0, example=1.5),
     ),  # fmt: skip
     labels=lambda J=2: list(LABELS),
@@ -87,5 +86,5 @@ MODEL = Model(
     claims=claims,
     stable_capable=lambda lab: lab in ("O", "K"),
     income_gap="K",
-    expects=lambda J: "a, b and w0",
+    expects="a, b and w0",
 )

@@ -72,23 +72,27 @@ def _load(config: Path, output: Path | None = None):
     return spec
 
 
-def os_error_text(exc: OSError, what: str) -> str:
-    """A user's words for an OS error while writing ``what``: the real cause, and what to do."""
+def os_error_text(exc: OSError, what: str, resumable: bool = False) -> str:
+    """A user's words for an OS error while writing ``what``: the real cause, and what
+    to do (``resumable``: a run, whose finished blocks are kept)."""
     import errno
 
     where = f" ({exc.filename})" if exc.filename else ""
     cause = exc.strerror or str(exc)
+    kept = " The blocks finished so far are kept." if resumable else ""
+    again = "run the same command to resume" if resumable else "run it again"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (f"{cause} (the disk is full) while writing {what}{where}. The blocks finished "
-                "so far are kept; free space and run the same command to resume.")  # fmt: skip
+        return (
+            f"{cause} (the disk is full) while writing {what}{where}.{kept} Free space and {again}."
+        )
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return (f"cannot write {what}{where}: {cause}. Choose an output you can write to "
+        return (f"cannot write {what}{where}: {cause}. Choose a place you can write to "
                 "(or fix the permissions).")  # fmt: skip
-    if exc.errno in (errno.ENOTDIR,):
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
         return f"cannot write {what}{where}: a part of the path is a file, not a directory"
-    if exc.errno in (errno.ENOENT,):
+    if exc.errno == errno.ENOENT:
         return f"cannot write {what}{where}: {cause} (a dangling link or a removed folder?)"
-    return f"{cause} while writing {what}{where}; the blocks finished so far are kept"
+    return f"{cause} while writing {what}{where}.{kept}"
 
 
 ConfigArg = Annotated[Path, typer.Argument(help="sweep config (YAML)")]
@@ -128,6 +132,14 @@ def plan(
         t.add_row(
             a.name, f"{len(a):,}", f"{a.values[0]:g} .. {a.values[-1]:g} ({a.spacing})", f"{c:,}"
         )
+    if spec.design is not None:
+        d = spec.design.design
+        t.title += f"; design {d.kind} (n = {d.n:,}, seed {d.seed}): {spec.n_points:,} samples"
+        for name, dist in spec.design.dists.items():
+            kind, (lo, hi) = next(iter(dist.canonical().items()))
+            t.add_row(
+                name, f"{spec.n_points:,}", f"{lo:g} .. {hi:g} ({kind})", f"{spec.chunks[0]:,}"
+            )
     console.print(t)
     if spec.fixed:
         console.print("fixed: " + ", ".join(f"{k} = {v:g}" for k, v in spec.fixed.items()))
@@ -278,7 +290,7 @@ def run(
         sys.stdout.flush()
         os._exit(130)  # not through interpreter shutdown: XLA's threads may still be busy
     except OSError as exc:
-        _fail(os_error_text(exc, str(spec.output)))
+        _fail(os_error_text(exc, str(spec.output), resumable=True))
     if not quiet and "levels" in res:
         console.print(
             f"{res['action']}: computed {res['computed']} blocks "

@@ -283,6 +283,13 @@ def query(
                 f"{_cell(v['max'])} ({v['spacing']})",
                 highlight=False,
             )
+        for d, v in s["sampled"].items():
+            console.print(
+                f"  {d:<10} sampled {v['distribution']}: {_cell(v['min'])} .. {_cell(v['max'])}",
+                highlight=False,
+            )
+        if s["design"]:
+            console.print(f"  design: {json.dumps(s['design'])}", highlight=False)
         if s["fixed"]:
             console.print("  fixed: " + _coords_line(s["fixed"]), highlight=False)
         console.print(
@@ -355,6 +362,9 @@ def claims(
                 "decreasing, L_S >= max Lbar_j, not knife-edge)",
                 highlight=False,
             )
+        m = acc.decl()
+        if m is not None and m.claims_note:
+            console.print(f"note: {m.claims_note}", highlight=False)
         if not ds.attrs.get("complete"):
             console.print("[yellow]the cube is not complete: only computed points were checked[/]")
     if not failed.empty:
@@ -457,6 +467,115 @@ def figures_cmd(
     console.print(f"wrote {len(kinds)} figures to {outdir}: {', '.join(kinds)}", highlight=False)
 
 
+# ------------------------------------------------------------------ analyses
+
+
+class Method(StrEnum):
+    sobol = "sobol"
+    delta = "delta"
+    pawn = "pawn"
+
+
+def sensitivity(
+    cube: CubeArg,
+    output: Annotated[
+        str, typer.Option("--output", help="an expression per point, e.g. \"exists['C2']\"")
+    ],
+    given: Annotated[
+        str | None,
+        typer.Option("--given", help="only where this holds, e.g. \"regime == 'B1+C1+C2'\""),
+    ] = None,
+    method: Annotated[Method, typer.Option(help="sobol (Saltelli designs), delta or pawn")] = (
+        Method.sobol
+    ),
+    fmt: FormatOpt = Format.table,
+    seed: Annotated[int, typer.Option(help="seed of the bootstrap intervals")] = 0,
+    resamples: Annotated[int, typer.Option(help="bootstrap resamples")] = 100,
+):
+    """Sensitivity indices of an output over the parameters that vary (SALib)."""
+    from .query import QueryError
+
+    ds = _open(cube)
+    try:
+        df = ds.marshall.sensitivity(output, given=given, method=method.value, seed=seed,
+                                     num_resamples=resamples)  # fmt: skip
+    except QueryError as exc:
+        _fail(str(exc))
+    if fmt is Format.json:
+        _emit_json(
+            {
+                "output": output,
+                "given": given,
+                "method": method.value,
+                "n": df.attrs.get("n"),
+                "indices": df.reset_index().to_dict("records"),
+            }
+        )
+        return  # fmt: skip
+    title = f"{method.value} indices of {output}" + (f" where {given}" if given else "")
+    title += f" ({df.attrs.get('n', '?'):,} points)" if isinstance(df.attrs.get("n"), int) else ""
+    _print_df(df.rename_axis("parameter"), title, fmt)
+
+
+def discover(
+    cube: CubeArg,
+    where: Annotated[str, typer.Option("--where", help="the condition, e.g. \"exists['C2']\"")],
+    threshold: Annotated[float, typer.Option(help="least density of the chosen box")] = 0.8,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="figure of the peeling trajectory")
+    ] = None,
+    fmt: FormatOpt = Format.table,
+):
+    """Scenario discovery (PRIM): the boxes of parameter space where a condition holds,
+    with coverage and density along the peeling trajectory."""
+    from .query import QueryError
+
+    ds = _open(cube)
+    try:
+        res = ds.marshall.discover(where, threshold=threshold)
+    except QueryError as exc:
+        _fail(str(exc))
+    if fmt is Format.json:
+        _emit_json(
+            {
+                "where": where,
+                "chosen": res.chosen,
+                "coverage": res.coverage,
+                "density": res.density,
+                "mass": res.mass,
+                "box": res.box.reset_index().to_dict("records"),
+                "trajectory": res.trajectory.reset_index().to_dict("records"),
+            }
+        )
+        return  # fmt: skip
+    _print_df(res.trajectory, f"PRIM peeling trajectory where {where}", fmt)
+    if fmt is Format.table:
+        console.print(
+            f"chosen box {res.chosen}: coverage {res.coverage:.3f}, density {res.density:.3f}, "
+            f"mass {res.mass:.3f}" + ("" if res.meets_threshold else
+                                      f" (no box reaches density {threshold})"),
+            highlight=False,
+        )  # fmt: skip
+        _print_df(res.box, "the chosen box", fmt)
+    if output is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from .analysis import plot_discovery
+
+        log = [d for d in meta_sampled_log(ds)]
+        _save(plot_discovery(res, log=log), output, 150)
+        console.print(f"wrote {output}", highlight=False)
+
+
+def meta_sampled_log(ds) -> list[str]:
+    """Parameters drawn on log scales (loguniform, or logspace axes)."""
+    from .query import meta
+
+    names = meta.sampled(ds) or meta.params(ds)
+    return [d for d in names if ds[d].attrs.get("spacing") == "log"]
+
+
 # ----------------------------------------------------------------------- report
 
 
@@ -489,6 +608,8 @@ def register(app: typer.Typer) -> None:
     app.command("claims")(claims)
     app.command("plot")(plot)
     app.command("figures")(figures_cmd)
+    app.command("sensitivity")(sensitivity)
+    app.command("discover")(discover)
     app.command("report")(report)
     try:
         from .explore.cli import register as _explore

@@ -40,10 +40,14 @@ from .refine import MAX_LEVELS, RefineAxis, RefineGrid
 MAX_SECTORS = 10  # the regime bitmask (int32) holds 3 J labels
 MAX_AXIS = 10_000_000  # points on one axis (80 MB of coordinate)
 MAX_CONFIG_BYTES = 1_000_000
+#: the point dimension of a sampled (designed) sweep
+SAMPLE = "sample"
 #: at most this many grid points in one sweep (beyond any disk: ~20 PB of output)
 MAX_POINTS = 10**15
+#: at most this many blocks (chunks) in one sweep: each is a task, a file per variable
+MAX_BLOCKS = 10**6
 TOP_FIELDS = ("model", "sectors", "params", "chunks", "output", "save_paths", "name",
-              "description", "refine")  # fmt: skip
+              "description", "design", "refine")  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -72,6 +76,7 @@ class RawConfig(BaseModel):
     save_paths: StrictBool = False
     name: str | None = None
     description: str | None = None
+    design: Any = None
     refine: Any = None
 
 
@@ -142,6 +147,8 @@ class SweepSpec:
     canonical: Mapping[str, Any] = field(repr=False)  # normalised form, hashed
     aliases: Mapping[str, str] = field(default_factory=dict, repr=False)
     notes: tuple[str, ...] = ()
+    #: a sampling design (:class:`pipeline.designs.DesignSpec`) instead of grid axes
+    design: Any = None
     refine: RefineSpec | None = None  # a refined sweep (axes: its finest grid)
 
     @cached_property
@@ -157,16 +164,32 @@ class SweepSpec:
 
     @property
     def dims(self) -> tuple[str, ...]:
+        """The cube's point dimensions: the swept parameters, or ``("sample",)``."""
+        if self.design is not None:
+            return (SAMPLE,)
         return tuple(a.name for a in self.axes)
 
     @property
     def shape(self) -> tuple[int, ...]:
+        if self.design is not None:
+            return (self.design.size,)
         return tuple(len(a) for a in self.axes)
 
     @property
     def n_points(self) -> int:
-        """Grid points (a Python int: never overflows)."""
-        return math.prod(len(a) for a in self.axes)
+        """Points of the sweep (a Python int: never overflows)."""
+        return math.prod(self.shape)
+
+    @property
+    def sampled(self) -> tuple[str, ...]:
+        """The parameters drawn by the design (sorted), or none."""
+        return tuple(self.design.names) if self.design is not None else ()
+
+    @cached_property
+    def samples(self) -> dict[str, np.ndarray]:
+        """The design's points ``{parameter: float64[n]}`` (generated once per process;
+        the same on every machine with the same numpy/scipy/SALib)."""
+        return self.design.samples() if self.design is not None else {}
 
     @property
     def config_hash(self) -> str:
@@ -182,9 +205,10 @@ class SweepSpec:
     def canonical_name(self, name: str) -> str:
         return self.aliases.get(name, name)
 
-    def __getstate__(self):  # the cached declaration is looked up again where unpickled
+    def __getstate__(self):  # cached declaration and samples are made again where unpickled
         state = dict(self.__dict__)
         state.pop("decl", None)
+        state.pop("samples", None)
         return state
 
     def __setstate__(self, state):
@@ -416,11 +440,16 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
     elif not 2 <= J <= MAX_SECTORS:
         raise ConfigError([("sectors", f"J must be between 2 and {MAX_SECTORS}; got {J}")], source)
 
+    from .designs import check_design, is_distribution
+
+    design = check_design(raw.design, raw.params, problems)
     axes: list[Axis] = []
     fixed: dict[str, float] = {}
     aliases: dict[str, str] = {}
     notes: list[str] = []
     canonical_of: dict[str, str] = {}
+    sampled: list[str] = []
+    invalid: list[str] = []
     for name, v in raw.params.items():
         name = str(name)
         hit = model.param(name, J)
@@ -441,8 +470,18 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
         canonical_of[canon] = name
         if canon != name:
             aliases[name] = canon
+        if is_distribution(v) or (raw.design not in (None, "grid") and _number(v) is None):
+            if design is not None and name in design.dists:  # its support within range
+                lo, hi = design.dists[name].support
+                _check_bounds(param, name, np.array([lo, hi]), sector, problems)
+                if not param.sweep:
+                    problems.append((f"params.{name}", "cannot be sampled (it shapes the "
+                                     "cube); give one number"))  # fmt: skip
+                sampled.append(name)
+            continue
         vals, spacing = _axis_values(name, v, problems)
         if vals is None:
+            invalid.append(name)  # given, though wrongly: not "missing" as well
             continue
         _check_bounds(param, name, vals, sector, problems)
         if spacing == "fixed":
@@ -460,26 +499,32 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
 
     refine = None
     if raw.refine is not None:
-        refine, axes = _refine(raw.refine, raw.params, axes, model, raw.save_paths, problems)
+        if design is not None:
+            problems.append(("refine", "a refined sweep refines grid axes; it cannot sample a "
+                             "design: drop design or refine"))  # fmt: skip
+        else:
+            refine, axes = _refine(raw.refine, raw.params, axes, model, raw.save_paths, problems)
 
-    given = {aliases.get(n, n) for n in list(fixed) + [a.name for a in axes]}
+    given = {aliases.get(n, n) for n in [*fixed, *(a.name for a in axes), *sampled, *invalid]}
     problems += model.requires(given, J)
     if raw.save_paths and not model.has_paths:
         problems.append(("save_paths", f"model {model.name!r} has no transition paths to save; "
                          "drop save_paths"))  # fmt: skip
-    dims = [a.name for a in axes]
+    dims = [a.name for a in axes] if design is None else [SAMPLE]
     for cname, size in raw.chunks.items():
         if cname not in dims:
             problems.append((f"chunks.{cname}", f"not a swept parameter; swept: {dims or 'none'}"))
         elif size < 1:
             problems.append((f"chunks.{cname}", f"chunk size must be >= 1; got {size}"))
-    n_points = math.prod(len(a) for a in axes)
+    n_points = math.prod(len(a) for a in axes) if design is None else design.size
     if n_points > MAX_POINTS:
         problems.append(("params", f"the grid has {n_points:.3g} points; at most {MAX_POINTS:.0e}"
                          " per sweep: shrink the axes or split the sweep"))  # fmt: skip
     if not problems and model.check is not None:
-        problems += model.check(lambda names: _corner_values(axes, fixed, aliases, names),
-                                given, J)  # fmt: skip
+        ranges = {n: design.dists[n].support for n in sampled} if design is not None else {}
+        problems += model.check(
+            lambda names: _corner_values(axes, fixed, aliases, names, ranges), given, J
+        )
     if problems:
         raise ConfigError(problems, source)
 
@@ -501,12 +546,22 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
         canonical={},
         aliases=aliases,
         notes=tuple(notes),
+        design=design,
         refine=refine,
     )
     from .grid import default_chunks, refine_chunks  # grid depends on config, not the reverse
 
-    requested = [min(raw.chunks.get(a.name, 0) or 0, len(a)) or 0 for a in axes]
-    chunks = default_chunks(spec, requested) if refine is None else refine_chunks(spec, requested)
+    requested = [min(raw.chunks.get(d, 0) or 0, n) or 0 for d, n in zip(spec.dims, spec.shape)]
+    if refine is not None:  # blocks are the chunks holding points, level by level
+        chunks = refine_chunks(spec, requested)
+    else:
+        chunks = default_chunks(spec, requested)
+        n_blocks = math.prod(-(-n // c) for n, c in zip(spec.shape, chunks))
+        if n_blocks > MAX_BLOCKS:
+            raise ConfigError(
+                [("chunks", f"the sweep would be cut into {n_blocks:,} blocks; at most "
+                  f"{MAX_BLOCKS:,}: give larger chunks (or drop chunks: the default makes "
+                  "blocks of ~32 MB)")], source)  # fmt: skip
     canonical = {
         "model": raw.model,
         "sectors": J,
@@ -515,6 +570,10 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
         "chunks": dict(zip(dims, chunks)),
         "save_paths": raw.save_paths,
     }
+    if design is not None:  # grids hash as before
+        dc = design.canonical()
+        canonical["design"] = dc["design"]
+        canonical["params"] |= dc["params"]
     if refine is not None:  # only when given: dense configs keep their hashes
         canonical["refine"] = refine.canonical()
     return replace(spec, chunks=tuple(chunks), canonical=canonical)
@@ -530,15 +589,20 @@ def _canonical_axis(v: Any, axis: Axis) -> dict:
     return {"values": axis.values.tolist()}
 
 
-def _corner_values(axes, fixed, aliases, names: list[str]) -> dict[str, np.ndarray]:
+def _corner_values(axes, fixed, aliases, names: list[str], ranges=None) -> dict[str, np.ndarray]:
     """Cartesian product of each named parameter's extremes (model names; for checks of
-    derived quantities monotone in every input, whose extremes sit at these corners)."""
+    derived quantities monotone in every input, whose extremes sit at these corners):
+    an axis' ends, a distribution's support (``ranges``), or the fixed value."""
     back = {v: k for k, v in aliases.items()}
+    ranges = ranges or {}
     lists = []
     for n in names:
         cfg = back.get(n, n)
         ax = next((a for a in axes if a.name == cfg), None)
-        lists.append([ax.values[0], ax.values[-1]] if ax is not None else [fixed[cfg]])
+        if cfg in ranges:
+            lists.append(list(ranges[cfg]))
+        else:
+            lists.append([ax.values[0], ax.values[-1]] if ax is not None else [fixed[cfg]])
     grids = np.meshgrid(*[np.asarray(v) for v in lists], indexing="ij")
     return {n: g.ravel() for n, g in zip(names, grids)}
 

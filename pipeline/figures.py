@@ -89,16 +89,7 @@ def _is_log(coord: xr.DataArray) -> bool:
 
 def _edges(coord: xr.DataArray) -> np.ndarray:
     """Cell edges around grid values (midpoints; geometric on log axes)."""
-    v = np.asarray(coord.values, float)
-    log = _is_log(coord)
-    u = np.log(v) if log else v
-    if u.size == 1:
-        h = 0.05 if log else max(abs(u[0]) * 0.05, 0.5)
-        e = np.array([u[0] - h, u[0] + h])
-    else:
-        mid = (u[1:] + u[:-1]) / 2
-        e = np.concatenate([[u[0] - (mid[0] - u[0])], mid, [u[-1] + (u[-1] - mid[-1])]])
-    return np.exp(e) if log else e
+    return _meta.cell_edges(coord.values, _is_log(coord))
 
 
 def symbol(ds: xr.Dataset, name: str) -> str:
@@ -243,6 +234,8 @@ def plot_phase(
     the Axes.
     """
     acc = ds.marshall
+    if _meta.sampled(ds):
+        return _phase_scatter(ds, x, y, at, ax, boundaries, legend)
     sub = acc.slice2d(x, y, at).compute()
     reg = np.asarray(sub["regime"].transpose(y, x).values)
     done = np.asarray(sub["done"].transpose(y, x).values, bool)
@@ -278,6 +271,52 @@ def plot_phase(
         if lines:
             what = "bisected" if acc.refined else "docs/models.md"
             handles.append(Patch(visible=False, label=f"boundaries ({what}):"))
+        _legend_outside(ax, handles + lines, "stable equilibria")
+    return ax
+
+
+def _phase_scatter(ds, x, y, at, ax, boundaries, legend):
+    """A sampled cube's phase diagram: one dot per sample at its ``(x, y)``, coloured by
+    regime (the same colours as the maps); the boundaries with the other sampled
+    parameters at ``at`` or their median (said in the title)."""
+    acc = ds.marshall
+    samp = _meta.sampled(ds)
+    for d in (x, y):
+        if d not in samp:
+            raise QueryError(f"{d!r} is not a sampled parameter; sampled: {', '.join(samp)}")
+    pts = ds[[x, y, "regime", "done", "knife_edge"]].compute()
+    done = np.asarray(pts["done"].values, bool)
+    reg = np.asarray(pts["regime"].values)
+    names = acc.regime_names()
+    ax = _new_ax(ax)
+    xv, yv = np.asarray(pts[x].values), np.asarray(pts[y].values)
+    handles = []
+    size = max(2.0, min(30.0, 6000.0 / max(len(xv), 1)))
+    for code, name in names.items():
+        sel = done & (reg == code)
+        if sel.any():
+            ax.scatter(xv[sel], yv[sel], s=size, c=regime_color(name), linewidths=0,
+                       rasterized=True)  # fmt: skip
+            handles.append(Patch(facecolor=regime_color(name), edgecolor="0.3", label=name))
+    if (~done).any():
+        ax.scatter(xv[~done], yv[~done], s=size, c=MISSING_COLOR, linewidths=0)
+        handles.append(Patch(facecolor=MISSING_COLOR, edgecolor="0.3", label="not computed"))
+    for d, axis in ((x, ax.xaxis), (y, ax.yaxis)):
+        if ds[d].attrs.get("spacing") == "log":
+            (ax.set_xscale if axis is ax.xaxis else ax.set_yscale)("log")
+            _log_ticks(axis)
+    ax.set_xlabel(_axis_label(ds, x))
+    ax.set_ylabel(_axis_label(ds, y))
+    others = {d: float(at[d]) if at and d in at else float(np.median(ds[d].values))
+              for d in samp if d not in (x, y)}  # fmt: skip
+    where = ", ".join(f"{symbol(ds, d)} = {v:.3g}" for d, v in others.items())
+    head = _title(ds, f"regimes of {len(xv):,} samples", ds, x, y)
+    ax.set_title(head + (f"\nboundaries at {where} (medians unless given)" if where and
+                         boundaries else ""), fontsize="medium")  # fmt: skip
+    lines = draw_boundaries(ax, ds, x, y, at=at)[1] if boundaries else []
+    if legend:
+        if lines:
+            handles.append(Patch(visible=False, label="boundaries (docs/models.md):"))
         _legend_outside(ax, handles + lines, "stable equilibria")
     return ax
 
@@ -768,9 +807,12 @@ GENERIC = (*MAPS, "paths")
 
 def figure_kinds(ds: xr.Dataset) -> list[str]:
     """The standard figures of a cube: its model's ``figures``, those it can draw (maps
-    need two swept dimensions longer than one, ``paths`` saved paths)."""
+    need two swept dimensions longer than one, ``paths`` saved paths; a sampled cube
+    draws its phase diagram as a scatter)."""
     m = ds.marshall.decl()
     kinds = list(m.figures) if m is not None else list(MAPS)
+    if _meta.sampled(ds):
+        return ["phase"] if len(_meta.sampled(ds)) >= 2 else []
     swept = [d for d in ds.marshall.params if ds.sizes[d] > 1]
     out = []
     for k in kinds:
@@ -791,6 +833,13 @@ def default_axes(ds: xr.Dataset, at: Mapping[str, Any] | None = None, x=None, y=
     """``(x, y, at)`` of a map: the first two swept dims longer than one (unless given)
     and every other swept dim longer than one at its first value (unless in ``at``)."""
     at = dict(at or {})
+    if _meta.sampled(ds):  # a sampled cube: the first two sampled parameters
+        samp = [d for d in _meta.sampled(ds) if d not in at]
+        x = x or next((d for d in samp if d != y), None)
+        y = y or next((d for d in samp if d != x), None)
+        if x is None or y is None:
+            raise QueryError("a map of a sampled cube needs two sampled parameters")
+        return x, y, at
     dims = [d for d in ds.marshall.params if d not in at and ds.sizes[d] > 1]
     x = x or next((d for d in dims if d != y), None)
     y = y or next((d for d in dims if d != x), None)

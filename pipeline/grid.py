@@ -103,15 +103,18 @@ def block_params(spec: SweepSpec, region: tuple[slice, ...], pad_to: int) -> dic
     (by repeating the last point) to ``pad_to`` points, keyed by the model's own
     parameter names (aliases resolved). Fixed parameters are broadcast.
     """
-    axes_vals = [a.values[s] for a, s in zip(spec.axes, region)]
-    mesh = np.meshgrid(*axes_vals, indexing="ij") if axes_vals else []
-    n = math.prod(len(v) for v in axes_vals)
+    if spec.design is not None:  # a design: the samples in the region, one per point
+        columns = [(name, v[region[0]]) for name, v in spec.samples.items()]
+    else:
+        axes_vals = [a.values[s] for a, s in zip(spec.axes, region)]
+        mesh = np.meshgrid(*axes_vals, indexing="ij") if axes_vals else []
+        columns = [(a.name, m.ravel()) for a, m in zip(spec.axes, mesh)]
+    n = math.prod(s.stop - s.start for s in region)
     if n > pad_to:
         raise ValueError(f"region of {n} points exceeds the batch size {pad_to}")
     out = {}
-    for a, m in zip(spec.axes, mesh):
-        flat = m.ravel()
-        out[spec.canonical_name(a.name)] = (
+    for name, flat in columns:
+        out[spec.canonical_name(name)] = (
             np.pad(flat, (0, pad_to - n), mode="edge") if pad_to > n else flat
         )
     for k, v in spec.fixed.items():

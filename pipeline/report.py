@@ -122,6 +122,8 @@ def cube_section(
         md_table(["claim", "statement", "checked", "held", "failed", "result"], rows),
         "",
     ]
+    if m is not None and m.claims_note:
+        lines += [f"*{m.claims_note}.*", ""]
     figs = []
     if figures_dir is not None and (figures_dir / name).is_dir():
         figs = sorted(p for p in (figures_dir / name).iterdir() if p.suffix in FIGURE_SUFFIXES)
@@ -146,7 +148,9 @@ def cube_section(
         "points": f"{s['done']:,}/{s['points']:,}",
         "regimes": len(shares),
         "most common regime": f"{top} ({shares.max():.0%})" if top else "",
-        "claims": "FAIL" if n_failed else ("ok" if claims["checked"].sum() else "n/a"),
+        "claims": ("FAIL (as expected)" if m is not None and m.claims_note else "FAIL")
+        if n_failed
+        else ("ok" if claims["checked"].sum() else "n/a"),
         "figures": len(figs),
     }
     return "\n".join(lines), overview

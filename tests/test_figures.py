@@ -267,3 +267,26 @@ def test_dynamic_paths_and_welfare(dyn):
     )
     ax = figures.plot_phase(dyn, "r_1", "theta_1")
     assert any(ln.get_gid() == "boundary:C2: r_1/r_2 = theta_1/a_hat_1" for ln in ax.lines)
+
+
+def test_dynamic_maps_label_the_a_hat_zero_trap(tmp_path_factory):
+    """Over g x eps the region eps <= g (a_hat = 0: B1's wage 0, the worst trap) is a
+    knife-edge tie, hatched and labelled; the line eps = g is drawn; the welfare and
+    income-gap maps leave no computed cell blank (infinite and undefined values have
+    their own labelled colours)."""
+    text = (
+        DYNAMIC.replace("g: 0.02", "g: {linspace: [0.01, 0.1, 7]}")
+        .replace("eps: 0.05", "eps: {linspace: [0.02, 0.2, 8]}")
+        .replace("r_1: {logspace: [0.5, 4.0, 6]}", "r_1: 1.5")
+        .replace("theta_1: {linspace: [1.2, 3.0, 4]}", "theta_1: 1.5")
+    )
+    ds, _ = build_cube(tmp_path_factory, text, "dyn_g_eps")
+    ax = figures.plot_phase(ds, "g", "eps")
+    assert any(ln.get_gid() == "boundary:a_hat_1 = 0: eps_1 = g_1" for ln in ax.lines)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("knife-edge" in t for t in labels)
+    fig = figures.plot_welfare(ds, "g", "eps")
+    texts = [t.get_text() for a in fig.axes if a.get_legend() for t in a.get_legend().get_texts()]
+    assert "infinite (a wage of 0)" in texts
+    assert any(t.startswith("not defined") for t in texts)
+    plt.close("all")

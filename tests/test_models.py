@@ -1,4 +1,4 @@
-"""Static models against MODEL.md closed forms, the paper's examples, an independent
+"""Static models against docs/models.md closed forms, the paper's examples, an independent
 numpy evaluation, and property tests (hypothesis)."""
 
 from __future__ import annotations

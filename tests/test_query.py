@@ -1,4 +1,5 @@
-"""The ``ds.marshall`` accessor against direct xarray computations and MODEL.md closed forms."""
+"""The ``ds.marshall`` accessor against direct xarray computations and the closed forms
+of docs/models.md."""
 
 from __future__ import annotations
 
@@ -99,7 +100,7 @@ def test_regime_share_by_dimension(coord):
 
 
 def test_share_of_C2_against_closed_form(coord):
-    """C2 (coordination, r_2 = 1) is stable iff r_1 < theta_1 (MODEL.md sec. 4, k = 1, j = 2):
+    """C2 (coordination, r_2 = 1) is stable iff r_1 < theta_1 (docs/models.md sec. 4, k = 1, j = 2):
     exactly on the grid's coordinates, and as the area of that region of the
     (log r_1, theta_1) rectangle to grid resolution."""
     share = coord.marshall.regime_share()
@@ -168,7 +169,7 @@ def test_at_nearest_point(coord):
     np.testing.assert_array_equal(df["rank"], pt["wage_rank"].values)
     labels = list(coord["regime"].attrs["regime_bits"])
     assert df.attrs["regime"] == regime_name(int(pt["regime"]), labels)
-    assert df.attrs["best"] == "C1"  # r_1 > r_2: C1 pays r_1 (MODEL.md claim 3)
+    assert df.attrs["best"] == "C1"  # r_1 > r_2: C1 pays r_1 (docs/models.md claim 3)
 
 
 def test_at_is_nearest_in_log_on_log_axes(coord):
@@ -316,7 +317,7 @@ def test_claims_paper_grid(coord):
 
 
 def test_claims_report_counterexamples(coord, tmp_path):
-    """No claim can fail where its assumptions hold (they are theorems of MODEL.md), so a
+    """No claim can fail where its assumptions hold (they are theorems of docs/models.md), so a
     failing cube is made by editing the stored claims of a copy."""
     path = tmp_path / "edited.zarr"
     shutil.copytree(PATHS["coord"], path)
@@ -436,7 +437,7 @@ def test_dynamic_transition_table(dyn):
     for v in ("jump", "half_life", "t99", "pv_gain", "breakeven_kappa"):
         np.testing.assert_array_equal(t[v].values, pt[v].values)
     np.testing.assert_allclose(t["a_hat"], 1 - 0.02 / 0.05)
-    # MODEL.md sec. 5: with instant coordination jump[1] = theta_1 (the static gain)
+    # docs/models.md sec. 5: with instant coordination jump[1] = theta_1 (the static gain)
     assert t.loc[1, "jump"] == pytest.approx(float(pt.theta_1), rel=1e-9)
     assert acc.at(r_1=2.0, theta_1=2.0).attrs["done"]
     assert acc.where("pv_gain[1] > 0 and path_feasible[1]").dims == ("r_1", "theta_1")

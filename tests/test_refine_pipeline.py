@@ -780,3 +780,19 @@ def test_reading_a_refined_cube_does_not_import_jax(small):
         timeout=120,
     )
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-2000:]
+
+
+def test_a_design_cannot_be_refined():
+    text = cfg(
+        "coordination",
+        {
+            "r_1": "{loguniform: [0.25, 4.0]}",
+            "r_2": "1.0",
+            "theta_1": "{uniform: [1.05, 4.0]}",
+            "theta_2": "2.0",
+        },
+        "design: {sobol: 64, seed: 1}\n" + refine_block(),
+    )
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text)
+    assert any(f == "refine" and "design" in m for f, m in exc.value.problems), exc.value.problems

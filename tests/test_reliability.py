@@ -170,13 +170,18 @@ def test_killed_worker_is_retried(tmp_path, reference):
         wait_for(lambda: len(done_blocks(out)) >= 5 if out.exists() else False, 120, "first blocks")
         workers = _descendants_running_worker(p.pid)
         assert workers, "no dask worker process found"
+        done_before = done_blocks(out)
         workers[0].send_signal(signal.SIGKILL)
+        log_at_kill = len(computed_log(out))
         text, _ = p.communicate(timeout=300)
     finally:
         if p.poll() is None:
             p.kill()
     assert p.returncode == 0, text
     assert_same_cube(out, reference)
+    # a retried task skips the blocks it had finished; no finished block runs again
+    again = set(computed_log(out)[log_at_kill:]) & done_before
+    assert not again, f"finished blocks computed again after the worker died: {sorted(again)}"
 
 
 def _free_port() -> int:

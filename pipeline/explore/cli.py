@@ -15,23 +15,6 @@ def _fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _parse_at(items: list[str] | None) -> dict[str, float]:
-    """``["theta_2=2", "r_2=1,g=0.02"]`` -> ``{"theta_2": 2.0, ...}``."""
-    out: dict[str, float] = {}
-    for item in items or []:
-        for part in item.split(","):
-            if not part.strip():
-                continue
-            k, sep, v = part.partition("=")
-            if not sep or not k.strip():
-                _fail(f"--at {part!r}: expected NAME=VALUE, e.g. --at theta_2=2.0")
-            try:
-                out[k.strip()] = float(v)
-            except ValueError:
-                _fail(f"--at {part!r}: {v!r} is not a number")
-    return out
-
-
 def explore(
     cube: Annotated[Path, typer.Argument(help="cube (zarr store)")],
     html: Annotated[
@@ -55,10 +38,11 @@ def explore(
     Serves the page on loopback (printing its address) or, with --html, writes it as
     one file that works offline (no network request at all)."""
     from .. import query as _query  # noqa: F401  (registers ds.marshall)
+    from ..cli_query import parse_at
     from ..store import open_cube
     from .slices import ExploreError
 
-    params = _parse_at(at)
+    params = parse_at(at)
     try:
         ds = open_cube(cube)
     except (FileNotFoundError, ValueError, OSError) as exc:

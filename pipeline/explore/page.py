@@ -488,7 +488,7 @@ class Page:
         legend = (
             "<div class='mx-legend'><b>stable equilibria</b>"
             + "".join(items)
-            + (f"<br><b>boundaries (MODEL.md)</b>{lines}" if lines else "")
+            + (f"<br><b>boundaries (docs/models.md)</b>{lines}" if lines else "")
             + "</div>"
         )
         out.append((self.phase_legend, "text", legend))

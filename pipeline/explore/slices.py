@@ -104,18 +104,7 @@ def ramp_palette(name: str) -> list[str]:
     return list(_ramp(name))
 
 
-def edges(values: np.ndarray, log: bool) -> np.ndarray:
-    """Cell edges around grid values: midpoints (geometric on log axes), the outer
-    edges as far out as the first inner one."""
-    v = np.asarray(values, float)
-    u = np.log(v) if log else v
-    if u.size == 1:
-        h = 0.05 if log else max(abs(u[0]) * 0.05, 0.5)
-        e = np.array([u[0] - h, u[0] + h])
-    else:
-        mid = (u[1:] + u[:-1]) / 2
-        e = np.concatenate([[u[0] - (mid[0] - u[0])], mid, [u[-1] + (u[-1] - mid[-1])]])
-    return np.exp(e) if log else e
+edges = meta.cell_edges
 
 
 _GREEK = {
@@ -364,11 +353,15 @@ class SlabCache:
 
     @staticmethod
     def _chunk(ds: xr.Dataset, d: str) -> int:
-        ch = ds.chunks.get(d) if ds.chunks else None
-        if ch:
-            return int(ch[0])
+        """The store's chunk length along ``d`` (what a read decodes at once)."""
         reg = ds["regime"]
-        return int(reg.encoding.get("chunks", reg.shape)[list(reg.dims).index(d)])
+        zc = reg.encoding.get("chunks") or reg.encoding.get("preferred_chunks")
+        if isinstance(zc, dict):
+            return int(zc.get(d, reg.sizes[d]))
+        if zc:
+            return int(zc[list(reg.dims).index(d)])
+        ch = ds.chunks.get(d) if ds.chunks else None
+        return int(ch[0]) if ch else int(reg.sizes[d])
 
     @staticmethod
     def _bytes_per_point(cube: Cube) -> int:

@@ -430,7 +430,10 @@ class Model:
     expressions: Mapping[str, str] = field(default_factory=dict)
     rate: float = 2e6
     compile_s: float = 1.0
-    expects: Callable[[int], str] | None = None
+    #: what a config gives, for messages: text where ``{r_j}`` lists ``r_1, ..., r_J``
+    expects: str = ""
+    #: what a reader of the claims should know (e.g. where they are expected to fail)
+    claims_note: str = ""
 
     # ---- derived
     @property
@@ -467,8 +470,13 @@ class Model:
         return {c.label: c.text for c in self.claims_list}
 
     def expected(self, J: int) -> str:
-        if self.expects is not None:
-            return self.expects(J)
+        """The parameters a config gives, e.g. ``r_1, r_2 and theta_1, theta_2``."""
+        if self.expects:
+            return re.sub(
+                r"\{(\w+?)_j(\w*)\}",
+                lambda m: ", ".join(f"{m.group(1)}_{j}{m.group(2)}" for j in range(1, J + 1)),
+                self.expects,
+            )
         names = [n for p in self.params if p.default is None for n in p.names(J)]
         return ", ".join(names)
 

@@ -708,10 +708,5 @@ MODEL = Model(
     figures=("phase", "welfare", "income-gap", "paths"),
     rate=2.5e4,
     compile_s=8.0,
-    expects=lambda J: (
-        ", ".join(f"r_{j}" for j in range(1, J + 1))
-        + ", "
-        + ", ".join(f"theta_{j}" for j in range(1, J + 1))
-        + ", g and eps (or g_j, eps_j); optional rho, T, n_time, Tc"
-    ),
+    expects="{r_j}, {theta_j}, g and eps (or g_j, eps_j); optional rho, T, n_time, Tc",
 )

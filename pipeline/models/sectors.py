@@ -336,11 +336,7 @@ COORDINATION = Model(
     claims=coordination_claims,
     rate=2e6,
     compile_s=1.0,
-    expects=lambda J: (
-        ", ".join(f"r_{j}" for j in range(1, J + 1))
-        + " and "
-        + ", ".join(f"theta_{j}" for j in range(1, J + 1))
-    ),
+    expects="{r_j} and {theta_j}",
 )
 
 MODES = Model(
@@ -381,10 +377,5 @@ MODES = Model(
     claims=modes_claims,
     rate=1.2e6,
     compile_s=1.5,
-    expects=lambda J: (
-        ", ".join(f"r_{j}" for j in range(1, J + 1))
-        + ", beta, alpha and "
-        + ", ".join(f"theta_{j}" for j in range(1, J + 1))
-        + " (or Lbar_j); optional L_S"
-    ),
+    expects="{r_j}, beta, alpha and {theta_j} (or Lbar_j); optional L_S",
 )

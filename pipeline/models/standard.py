@@ -240,5 +240,5 @@ MODEL = Model(
     expressions={"c": "r_2 / r_1"},
     rate=2.5e6,
     compile_s=1.0,
-    expects=lambda J: "r_1, r_2 and theta (or alpha and Lbar); optional L_S",
+    expects="r_1, r_2 and theta (or alpha and Lbar); optional L_S",
 )

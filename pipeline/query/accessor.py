@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
+from . import analyses as _a
 from . import boundaries as _b
 from . import expr as _e
 from . import meta as _m
@@ -88,6 +89,20 @@ class MarshallAccessor:
 
     def claims_ok(self) -> bool:
         return _t.claims_ok(self._ds)
+
+    # analyses
+    def sensitivity(self, output: str, given: str | None = None, method: str = "sobol", **kw):
+        """Sensitivity indices of an output expression (SALib; see
+        :func:`pipeline.query.analyses.sensitivity`): a DataFrame indexed by parameter."""
+        return _a.sensitivity(self._ds, output, given=given, method=method, **kw)
+
+    def discover(self, where: str, threshold: float = 0.8, **kw):
+        """PRIM boxes where ``where`` holds (:func:`pipeline.query.analyses.discover`)."""
+        return _a.discover(self._ds, where, threshold=threshold, **kw)
+
+    def value(self, expr: str) -> xr.DataArray:
+        """An expression's values at every point (numbers or booleans)."""
+        return _e.value(self._ds, expr)
 
     # slices
     def slice2d(self, x: str, y: str, at: Mapping[str, Any] | None = None, method=None):

@@ -86,21 +86,50 @@ def boundaries(
 
     Every defining condition ``lhs OP rhs`` that the model marks as a boundary is
     contoured as ``log(lhs / rhs) = 0`` on an ``n x n`` grid spanning the slice
-    (log-spaced on log axes), only where the equilibrium's other conditions hold (so
-    that crossing the curve changes whether it exists) and where the model says to
-    draw it. Only conditions that change sign in the slice are returned.
+    (log-spaced on log axes; on a sampled cube the sampled ranges of ``x`` and ``y``,
+    the other sampled parameters at ``at`` or their median), only where the
+    equilibrium's other conditions hold (so that crossing the curve changes whether it
+    exists) and where the model says to draw it. Only conditions that change sign in
+    the slice are returned.
     """
-    import contourpy
-
     if meta.is_refined(ds):
         return bisected(ds, x, y, at)
-    sub = meta.slice2d(ds, x, y, at)
-    xs, lx = _fine(sub[x], n)
-    ys, ly = _fine(sub[y], n)
-    X, Y = np.meshgrid(xs, ys)
-    fixed_here = {str(k): float(c.values) for k, c in sub.coords.items()
+    if meta.sampled(ds):
+        xs, lx, ys, ly, others = _sampled_plane(ds, x, y, at, n)
+    else:
+        sub = meta.slice2d(ds, x, y, at)
+        xs, lx = _fine(sub[x], n)
+        ys, ly = _fine(sub[y], n)
+        others = {str(k): float(c.values) for k, c in sub.coords.items()
                   if c.ndim == 0 and k in meta.params(ds)}  # fmt: skip
-    values = {x: X, y: Y} | {k: np.full(X.shape, v) for k, v in fixed_here.items()}
+    return _contours(ds, x, y, xs, lx, ys, ly, others)
+
+
+def _sampled_plane(ds, x, y, at, n):
+    """A sampled cube's plane ``(x, y)``: the sampled ranges of ``x`` and ``y``, every
+    other sampled parameter at ``at`` or at its median over the samples."""
+    samp = meta.sampled(ds)
+    for d in (x, y):
+        if d not in samp:
+            raise meta.QueryError(f"{d!r} is not a sampled parameter; sampled: {', '.join(samp)}")
+    if x == y:
+        raise meta.QueryError(f"x and y are both {x!r}; choose two different parameters")
+    at = dict(at or {})
+    unknown = [k for k in at if k not in samp and k not in meta.fixed(ds)]
+    if unknown:
+        raise meta.QueryError(f"unknown parameter(s) {unknown}; sampled: {', '.join(samp)}")
+    others = {d: float(at[d]) if d in at else float(np.median(ds[d].values))
+              for d in samp if d not in (x, y)}  # fmt: skip
+    xs, lx = _fine(ds[x], n)
+    ys, ly = _fine(ds[y], n)
+    return xs, lx, ys, ly, others
+
+
+def _contours(ds, x, y, xs, lx, ys, ly, others) -> list[Boundary]:
+    import contourpy
+
+    X, Y = np.meshgrid(xs, ys)
+    values = {x: X, y: Y} | {k: np.full(X.shape, v) for k, v in others.items()}
     mg, shape = margins_on(ds, values)
     U = np.log10(X) if lx else X
     V = np.log10(Y) if ly else Y

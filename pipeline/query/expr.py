@@ -285,14 +285,7 @@ class _Evaluator:
         raise ExpressionError(f"{v!r} is not a condition")
 
 
-def where(ds: xr.Dataset, expr: str) -> xr.DataArray:
-    """Boolean mask over the swept dims of the computed points where ``expr`` holds.
-
-    ``expr`` uses parameters and variables, e.g. ``"theta_1 > 2 and exists['C2']"``
-    or ``"regime == 'B1+C1+C2'"`` (see the module docstring for the grammar). It is
-    interpreted node by node (no ``eval``); anything else raises
-    :class:`ExpressionError` (a :class:`QueryError`, a ``ValueError``).
-    """
+def _evaluate(ds: xr.Dataset, expr: str) -> Any:
     if not isinstance(expr, str):
         raise ExpressionError("expression must be a string")
     if len(expr) > MAX_EXPR:
@@ -311,7 +304,6 @@ def where(ds: xr.Dataset, expr: str) -> xr.DataArray:
         raise ExpressionError("expression is nested too deeply") from None
     except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError) as exc:
         raise ExpressionError(f"cannot evaluate {expr!r}: {exc}") from None
-    done = meta.done(ds)
     swept = meta.params(ds)
     if isinstance(val, xr.DataArray):
         extra = [d for d in val.dims if d not in swept]
@@ -321,6 +313,35 @@ def where(ds: xr.Dataset, expr: str) -> xr.DataArray:
                 f"exists['C2'] or exists.sel({extra[0]}=...), or reduce it, e.g. "
                 f".any('{extra[0]}')"
             )
+    return val
+
+
+def value(ds: xr.Dataset, expr: str) -> xr.DataArray:
+    """The values of an expression over the point dims (numbers or booleans), e.g.
+    ``"wage.sel(equilibrium='C1')"``; not-computed points read as NaN (numbers) or
+    False (booleans)."""
+    val = _evaluate(ds, expr)
+    done = meta.done(ds)
+    if not isinstance(val, xr.DataArray):
+        raise ExpressionError(f"the expression gives one value ({val!r}), not one per point")
+    if val.dtype == bool:
+        out = val & done
+    else:
+        out = val.astype(float).where(done)
+    return out.broadcast_like(done).transpose(*meta.params(ds)).compute().rename("value")
+
+
+def where(ds: xr.Dataset, expr: str) -> xr.DataArray:
+    """Boolean mask over the swept dims of the computed points where ``expr`` holds.
+
+    ``expr`` uses parameters and variables, e.g. ``"theta_1 > 2 and exists['C2']"``
+    or ``"regime == 'B1+C1+C2'"`` (see the module docstring for the grammar). It is
+    interpreted node by node (no ``eval``); anything else raises
+    :class:`ExpressionError` (a :class:`QueryError`, a ``ValueError``).
+    """
+    val = _evaluate(ds, expr)
+    done = meta.done(ds)
+    if isinstance(val, xr.DataArray):
         if val.dtype != bool:
             raise ExpressionError(
                 f"the expression gives {val.dtype} values, not a condition;"
@@ -331,5 +352,5 @@ def where(ds: xr.Dataset, expr: str) -> xr.DataArray:
         mask = done & bool(val)
     else:
         raise ExpressionError(f"the expression gives {val!r}, not a condition")
-    mask = mask.transpose(*swept)
+    mask = mask.transpose(*meta.params(ds))
     return mask.compute().rename("where")

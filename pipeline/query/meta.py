@@ -69,6 +69,13 @@ def params(ds: xr.Dataset) -> tuple[str, ...]:
     return tuple(str(d) for d in ds.dims if d not in lab)
 
 
+def sampled(ds: xr.Dataset) -> tuple[str, ...]:
+    """Parameters that vary along the point dims without being one (a design's sampled
+    parameters, coordinates along ``sample``)."""
+    p = set(params(ds))
+    return tuple(str(k) for k, c in ds.coords.items() if c.ndim and set(c.dims) <= p and k not in p)
+
+
 def label_dims(ds: xr.Dataset) -> tuple[str, ...]:
     """Dimensions that are not swept parameters (``equilibrium``, ``claim``, ...)."""
     p = set(params(ds))
@@ -170,6 +177,20 @@ def regime_code(ds: xr.Dataset, name: str) -> int:
 
 def is_log(coord: xr.DataArray) -> bool:
     return coord.attrs.get("spacing") == "log"
+
+
+def cell_edges(values, log: bool) -> np.ndarray:
+    """Cell edges around grid values: midpoints (geometric on log axes), the outer edges
+    as far out as the first inner one (a one-value axis gets a cell of +-5%)."""
+    v = np.asarray(values, float)
+    u = np.log(v) if log else v
+    if u.size == 1:
+        h = 0.05 if log else max(abs(u[0]) * 0.05, 0.5)
+        e = np.array([u[0] - h, u[0] + h])
+    else:
+        mid = (u[1:] + u[:-1]) / 2
+        e = np.concatenate([[u[0] - (mid[0] - u[0])], mid, [u[-1] + (u[-1] - mid[-1])]])
+    return np.exp(e) if log else e
 
 
 def nearest_index(coord: xr.DataArray, value: float) -> int:

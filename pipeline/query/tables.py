@@ -46,11 +46,21 @@ def summary(ds: xr.Dataset) -> dict:
             "max": meta._plain(v.max()),
             "spacing": ds[d].attrs.get("spacing", ""),
         }
+    samp = {}
+    for d in meta.sampled(ds):
+        v = ds[d].values
+        samp[d] = {
+            "min": meta._plain(v.min()),
+            "max": meta._plain(v.max()),
+            "distribution": ds[d].attrs.get("distribution", ""),
+        }
     return {
         "model": meta.model_name(ds),
         "sectors": meta.J(ds),
         "description": ds.attrs.get("description", ""),
         "dims": dims,
+        "sampled": samp,
+        "design": json.loads(ds.attrs["design"]) if "design" in ds.attrs else None,
         "fixed": meta.fixed(ds),
         "points": math.prod(ds.sizes[d] for d in meta.params(ds)),
         "done": n_done,
@@ -242,6 +252,8 @@ def points(ds: xr.Dataset, m: str | xr.DataArray, limit: int | None = None) -> p
     if msk.ndim:
         for d, i in zip(swept, np.unravel_index(flat, msk.shape), strict=True):
             cols[d] = np.asarray(ds[d].values)[i]
+        for d in meta.sampled(ds):  # a design's parameters along its samples
+            cols[d] = np.asarray(ds[d].transpose(*swept).values).reshape(-1)[flat]
     reg, nst, best = (
         np.asarray(ds[v].transpose(*swept).values).reshape(-1)[flat]
         for v in ("regime", "n_stable", "best")

@@ -97,6 +97,10 @@ def check_target(path: Path, overwrite: bool = False) -> None:
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise StoreError(f"cannot write {path}: {parent} is not writable "
                                  "(permission denied); choose another output path")  # fmt: skip
+            fs = os.statvfs(parent)
+            if fs.f_flag & os.ST_RDONLY or fs.f_blocks == 0:
+                raise StoreError(f"cannot write {path}: {parent} is on a read-only or "
+                                 "virtual filesystem; choose another output path")  # fmt: skip
             break
 
 

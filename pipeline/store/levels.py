@@ -101,7 +101,6 @@ def read_plan(path: Path, level: int) -> dict | None:
 def write_template(spec: SweepSpec, tmp: Path) -> None:
     """The refined store's template in ``tmp``: the root's attributes and every level's
     variables at their fill value (metadata only; no chunk is written)."""
-    import dask.array as da
     import zarr
 
     g = spec.refine.grid
@@ -124,9 +123,8 @@ def write_template(spec: SweepSpec, tmp: Path) -> None:
     # shapes and coordinates (xarray per level costs ~0.2 s each, most of a small run)
     ls = level_spec(spec, 0)
     ds = finest.isel({n: sl for n, sl in zip(g.names, g.finest_slices(0))})
-    enc = encoding(ls)
-    for name, v in schema(ls).items():  # one dask chunk each (metadata only: fast)
-        ds[name] = ds[name].copy(data=da.full(v.shape, v.fill, dtype=v.dtype, chunks=-1))
+    enc = encoding(ls)  # the level's zarr chunks (the template: one lazy dask chunk each)
+    for name, v in schema(ls).items():
         enc[name]["chunks"] = v.chunks
     ds.attrs = {"refine_level": 0, "refine_levels": g.levels, "config_hash": spec.config_hash}
     with warnings.catch_warnings():  # label strings: zarr's "no V3 specification" note

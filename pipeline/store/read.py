@@ -116,13 +116,15 @@ def open_cube(path: str | Path, *, check: bool = True) -> xr.Dataset:
     with warnings.catch_warnings():  # a cube still being written has no consolidated metadata
         warnings.simplefilter("ignore", category=RuntimeWarning)
         warnings.filterwarnings("ignore", message="Consolidated metadata")
-        ds = xr.open_zarr(path)
+        # dask chunks of whole zarr chunks, ~128 MB each: a cube of many small chunks
+        # reads as few large tasks (values are the same)
+        ds = xr.open_zarr(path, chunks="auto")
     if "done" not in ds or not (path / STATE).is_dir():
         return ds
     complete = bool(ds.attrs.get("complete"))
     damaged: set[int] = set()
     if check:
-        chunks = tuple(int(c[0]) for c in ds["done"].chunks) if ds["done"].chunks else ()
+        chunks = tuple(int(c) for c in ds["done"].encoding.get("chunks", ds["done"].shape))
         damaged = missing_chunks(path, ds, done_blocks(path))
         if damaged:
             warnings.warn(

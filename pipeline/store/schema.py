@@ -127,6 +127,20 @@ def template(spec: SweepSpec) -> xr.Dataset:
         coords[a.name] = xr.Variable(
             (a.name,), a.values, attrs=param_attrs(spec, a.name) | {"spacing": a.spacing}
         )
+    if spec.design is not None:  # one point per sample; each sampled parameter along it
+        n = spec.design.size
+        coords["sample"] = xr.Variable(
+            ("sample",), np.arange(n), {"long_name": f"sample of the {spec.design.design.kind} "
+                                        "design (row order kept)"})  # fmt: skip
+        for name, values in spec.samples.items():
+            dist = spec.design.dists[name].canonical()
+            kind, (lo, hi) = next(iter(dist.items()))
+            coords[name] = xr.Variable(
+                ("sample",), values,
+                attrs=param_attrs(spec, name) | {"distribution": f"{kind} [{lo!r}, {hi!r}]",
+                                                 "spacing": "log" if kind == "loguniform"
+                                                 else "linear"},
+            )  # fmt: skip
     coords["equilibrium"] = (
         "equilibrium",
         np.array(labs, dtype=object),
@@ -146,7 +160,9 @@ def template(spec: SweepSpec) -> xr.Dataset:
     data_vars = {}
     for name, v in schema(spec).items():
         o = v.out
-        arr = da.full(v.shape, o.fill, dtype=o.dtype, chunks=v.chunks)
+        # one lazy dask chunk (never computed: the template writes metadata only), the
+        # store's chunks from the encoding, so a cube of a billion chunks costs no graph
+        arr = da.full(v.shape, o.fill, dtype=o.dtype, chunks=v.shape or -1)
         attrs: dict[str, Any] = {"long_name": o.long_name}
         if o.units:
             attrs["units"] = o.units
@@ -180,6 +196,9 @@ def template(spec: SweepSpec) -> xr.Dataset:
         "references": f"{DOCS}#references",
         "complete": 0,
     }
+    if spec.design is not None:
+        attrs["design"] = json.dumps(spec.design.canonical()["design"], sort_keys=True)
+        attrs["sampled"] = " ".join(spec.sampled)
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
@@ -196,5 +215,6 @@ def encoding(spec: SweepSpec) -> dict[str, dict]:
     for name, v in schema(spec).items():
         comp = (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle") if v.out.paths
                 else ZstdCodec(level=0, checksum=False))  # fmt: skip
-        out[name] = {"fill_value": v.fill, "compressors": [comp, Crc32cCodec()]}
+        out[name] = {"fill_value": v.fill, "compressors": [comp, Crc32cCodec()],
+                     "chunks": v.chunks}  # fmt: skip
     return out
