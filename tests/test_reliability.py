@@ -309,8 +309,10 @@ def test_disk_full_during_a_run_then_resume(tmp_path, small_disk, reference):
 
 
 def test_sweep_too_large_for_the_disk_is_refused_with_its_size(tmp_path):
-    text = CFG.replace("{{logspace: [0.3, 6.0, 60]}}", "{{logspace: [0.3, 6.0, 2000000]}}").replace(
-        "{{linspace: [1.05, 5.0, 40]}}", "{{linspace: [1.05, 5.0, 2000000]}}"
+    text = (
+        CFG.replace("{{logspace: [0.3, 6.0, 60]}}", "{{logspace: [0.3, 6.0, 1000000]}}")
+        .replace("{{linspace: [1.05, 5.0, 40]}}", "{{linspace: [1.05, 5.0, 50000]}}")
+        .replace("chunks: {{r_1: 6, theta_1: 8, theta_2: 1, L_S: 1}}", "")
     )
     cfg = write_cfg(tmp_path, tmp_path / "huge.zarr", text=text)
     res = subprocess.run(
@@ -321,7 +323,7 @@ def test_sweep_too_large_for_the_disk_is_refused_with_its_size(tmp_path):
         timeout=120,
     )
     assert res.returncode == 1
-    assert "would write up to" in res.stdout + res.stderr and "PB" in res.stdout + res.stderr
+    assert "would write up to" in res.stdout + res.stderr and "TB" in res.stdout + res.stderr
     assert sorted(x.name for x in tmp_path.iterdir()) == ["c.yaml"]
     with pytest.raises(StoreError, match="free"):
         run(parse_config(text.format(out=tmp_path / "huge.zarr")), workers=0)
