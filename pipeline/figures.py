@@ -143,6 +143,12 @@ def _title(ds: xr.Dataset, what: str, sub: xr.Dataset, x: str, y: str) -> str:
     show_J = J and (m is None or m.sectors is None)
     head = f"{model}" + (f" (J = {J})" if show_J else "") + f": {what}"
     fixed = _fixed_text(sub, skip=(x, y))
+    if "points_computed" in ds.attrs:  # a refined cube: say what the colours between are
+        n = math.prod(ds.sizes[d] for d in ds.marshall.params)
+        fixed += ("\n" if fixed else "") + (
+            f"refined: {int(ds.attrs['points_computed']):,} of {n:,} points computed, "
+            "each other point shows the nearest computed one"
+        )
     return head + (f"\n{fixed}" if fixed else "")
 
 

@@ -181,6 +181,16 @@ def test_cli_refuses_a_bad_refine_block_and_writes_nothing(tmp_path, write_confi
     assert not (tmp_path / "c.zarr").exists()
 
 
+def test_cli_runs_a_refined_sweep_with_its_progress_bar(tmp_path, write_config):
+    """The progress bar of a refinement level, whose size is learnt as it runs (a
+    column formatting an unknown total crashed every refined run from the CLI)."""
+    p = write_config(cfg("coordination", BASE, refine_block(("regime",), 2)))
+    out = tmp_path / "c.zarr"
+    r = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["run", str(p), "-o", str(out), "--progress"])
+    assert r.exit_code == 0, r.output
+    assert "level 2" in r.output and "points" in r.output and "created" in r.output
+
+
 # --------------------------------------------------------- batch independence
 
 
