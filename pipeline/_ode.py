@@ -3,9 +3,10 @@ r"""Adaptive Tsit5 for a batch of small ODE systems, every system with its own s
 The integrator of the dynamic model (:mod:`pipeline.models.dynamic`), which knows
 nothing of wages or productivity: it is given a vector field, a weight ``m(t)`` that
 is affine in ``t`` between the given kinks, and a discount rate, and returns the
-saved paths ``x(t)``, the running minimum of ``x m(t)`` over the saved times, the
-discounted integral ``int e^{-rho t} x(t) m(t) dt`` and the first crossing times of
-given levels, all on the solver's dense output.
+saved paths ``x(t)`` (or an affine image of them), the running minimum of ``x m(t)``
+over the saved times, the discounted integral ``int e^{-rho t} x(t) m(t) dt`` (or of
+``(x m)'``), exact in the discount for any step, and the first crossing times of given
+levels, all on the solver's dense output.
 
 It is diffrax's Tsit5 (tableau and dense output) and diffrax's PID step-size
 controller, written out as one vectorised loop over many points (``diffeqsolve`` has
@@ -19,6 +20,7 @@ scipy's ``solve_ivp``).
 from __future__ import annotations
 
 import functools
+import math
 
 import diffrax as dfx
 import jax
@@ -112,21 +114,24 @@ def _fence_pred(a):
 _SAVE_WINDOW, _MIN_STEPS = 8, 64
 #: Paths within this distance of x = 1 at a step's start cross the kink unclipped.
 _KINK_TOL = 1e-8
-#: The series of ``m_5(a) = int_0^1 u^5 e^{-a u} du = sum_k (-a)^k / (k! (k + 6))``
-#: (for ``a <= _MOMENT_SWITCH``; 22 terms: the rest < 1e-17 there).
-_M5_SERIES = [(-1.0) ** k / (float(np.prod(np.arange(1, k + 1))) * (k + 6)) for k in range(22)]
 _MOMENT_SWITCH = 1.5
 
 
-def _exp_moments(rho, ta, h):
-    r"""``M_q = int_0^1 u^q e^{-rho (ta + u h)} du``, ``q = 0..5``, elementwise, to
+def _series(n):
+    """``m_{n-1}(a) = int_0^1 u^(n-1) e^{-a u} du = sum_k (-a)^k / (k! (k + n))``: the
+    coefficients, 22 terms (the rest is below 1e-17 for ``a <= _MOMENT_SWITCH``)."""
+    return [(-1.0) ** k / (math.factorial(k) * (k + n)) for k in range(22)]
+
+
+def _exp_moments(rho, ta, h, n=5):
+    r"""``M_q = int_0^1 u^q e^{-rho (ta + u h)} du``, ``q = 0..n-1``, elementwise, to
     ~2e-14 relative for every ``a = rho h >= 0``.
 
     With ``m_q(a) = int_0^1 u^q e^{-a u} du`` (so ``M_q = e^{-rho ta} m_q(a)``):
     ``m_q = (q m_{q-1} - e^{-a}) / a`` from ``m_0 = (1 - e^{-a}) / a``. Upwards this
     recurrence is stable for large ``a`` and loses ``(q / a)``-fold per step for small
-    ``a``; downwards, from ``m_5`` by its power series, the other way round. So: for
-    ``a <= 1.5`` the series and the downward recurrence (error ~1e-15), beyond the
+    ``a``; downwards, from ``m_{n-1}`` by its power series, the other way round. So:
+    for ``a <= 1.5`` the series and the downward recurrence (error ~1e-15), beyond the
     upward one (~2e-14 at ``a = 1.5``, 1e-15 from ``a = 4``). Exact integrals of the
     dense output times the discount, whatever ``rho h``: a large discount rate needs no
     small steps (a step with ``rho h >> 1`` sees its start only, as it should).
@@ -134,19 +139,19 @@ def _exp_moments(rho, ta, h):
     a = rho * h
     small = a <= _MOMENT_SWITCH
     ea = jnp.exp(-a)
-    # downward, from the series of m_5 (a <= 1.5)
-    m5 = functools.reduce(lambda acc, ck: acc * a + ck, reversed(_M5_SERIES[:-1]),
-                          jnp.full_like(a, _M5_SERIES[-1]))  # fmt: skip
-    down = [m5]
-    for q in range(5, 0, -1):
-        down.append((a * down[-1] + ea) / q)
+    c = _series(n)
+    top = functools.reduce(lambda acc, ck: acc * a + ck, reversed(c[:-1]), jnp.full_like(a, c[-1]))
+    down = [top]
+    for q in range(n - 1, 0, -1):
+        down.append((a * down[-1] + ea) * (1.0 / q))
     down = down[::-1]
     # upward (a > 1.5; a kept > 1.5 where it is not used)
     a1 = jnp.where(small, 2.0, a)
+    inv = 1.0 / a1
     ea1 = jnp.where(small, np.exp(-2.0), ea)
-    up = [-jnp.expm1(-a1) / a1]
-    for q in range(1, 6):
-        up.append((q * up[-1] - ea1) / a1)
+    up = [-jnp.expm1(-a1) * inv]
+    for q in range(1, n):
+        up.append((q * up[-1] - ea1) * inv)
     e0 = barrier(jnp.exp(-rho * ta))
     return [e0 * jnp.where(small, d, u) for d, u in zip(down, up, strict=True)]
 
@@ -300,15 +305,13 @@ def integrate(
     *,
     weight=None,
     wargs=None,
-    quad_weight=None,
-    rate_weight=None,
     rho=None,
     valid=None,
     kink_at: float | None = None,
     save_map=None,
     init_shift=None,
     save: bool,
-    quad: bool,
+    quad: bool | str,
     rtol: float = RTOL,
     atol=ATOL,
     max_steps: int = MAX_STEPS,
@@ -346,20 +349,22 @@ def integrate(
       ``SaveAt(ts=...)``) into ``buf`` if ``save`` (times a failed solve never reached
       stay NaN; paths where ``valid`` is False are saved as NaN), else the running
       minimum over them of ``z = X m(t)`` (``zmin``; ``z = X`` without a weight);
-    * if ``quad``: ``V += int_step e^{-rho t} x(t) m_V(t) dt`` (of the state ``x``,
-      not ``X``), exactly for the step's dense output (:func:`_exp_moments`, any
-      ``rho h``), with ``m_V`` = ``quad_weight`` (default ``weight``; ``m = 1``
-      without); with ``rate_weight`` also ``R += int_step e^{-rho t} x'(t) m_R(t) dt``
-      (``x'`` the derivative of the dense output: relatively accurate where ``x`` is
-      still close to ``x(0)``, which a state integral is not). A weight is read
-      inside each step, so one that jumps at a kink (a step end) is fine;
+    * if ``quad``: ``V += int_step e^{-rho t} x(t) m(t) dt`` (of the state ``x``, not
+      ``X``; ``m = 1`` without a weight), exactly for the step's dense output
+      (:func:`_exp_moments`, any ``rho h``); with ``quad="rate"`` instead
+      ``V += int_step e^{-rho t} (x m)'(t) dt``, from the derivative of the dense
+      output (relatively accurate where ``x m`` has moved little from its start,
+      which the integral of ``x m`` is not: ``int_0^T e^{-rho t} (x m)' dt`` is
+      ``rho int_0^T e^{-rho t} (x m - x(0) m(0)) dt + e^{-rho T} (x m - x(0) m(0))(T)``
+      without the cancellation). The weight is read inside each step (a weight that
+      jumps at a kink, a step end, is affine on each side);
     * per level in ``levels``, the step in which the path first crosses it; the
       crossing time is solved once, after the loop, on that step (:func:`_cross`).
 
     With ``kink_at``, a step in which a path crosses that level is rejected and
     retried up to the first such crossing (an event in all but name), so that no step
-    straddles the field's kink (the dynamic model's ``min(x, 1)``; its transition's
-    paths start at ``a_hat <= 1`` and rise to 1 without crossing it).
+    straddles the field's kink (the dynamic model's ``min(x, 1)`` in
+    ``integrate_path``, whose paths may start above 1).
 
     The loop is ``diffeqsolve``'s (accept/reject/clip-to-end) around diffrax's
     Tsit5 (its tableau and dense output; the stages written out in
@@ -373,7 +378,7 @@ def integrate(
     Here memory is ``O(N J)`` besides the saved paths, written as one window of
     times per point and step.
 
-    Returns a dict: ``x`` (at ``T``), ``zmin``, ``V``, ``R`` ``[N, J]``; ``buf``
+    Returns a dict: ``x`` (at ``T``), ``zmin``, ``V`` ``[N, J]``; ``buf``
     ``[N, J, n_time]`` (if ``save``; with ``trim=False`` as the loop wrote it, with
     a few NaN times at the end, which saves a copy); ``cross`` (tuple of ``[N, J]``
     crossing times, NaN if not reached); ``ok`` ``[N, 1]``; ``n_steps``,
@@ -389,22 +394,21 @@ def integrate(
     # dimension, and with [N, J] that is J = 2 (the step ran ~3x slower)
     out = _solve(
         x0.T, field, tr(fargs), ts, kinks.T, tuple(L.T for L in levels),
-        weight=weight, wargs=tr(wargs), quad_weight=quad_weight, rate_weight=rate_weight,
-        rho=None if rho is None else rho.T, valid=valid.T,
+        weight=weight, wargs=tr(wargs), rho=None if rho is None else rho.T, valid=valid.T,
         kink_at=kink_at, save_map=None if save_map is None else tuple(a.T for a in save_map),
         init_shift=None if init_shift is None else init_shift.T, save=save, quad=quad,
         rtol=rtol, atol=jnp.broadcast_to(jnp.asarray(atol, x0.dtype).T, x0.T.shape),
         max_steps=max_steps,
     )  # fmt: skip
     return dict(
-        out, x=out["x"].T, zmin=out["zmin"].T, V=out["V"].T, R=out["R"].T, ok=out["ok"][:, None],
+        out, x=out["x"].T, zmin=out["zmin"].T, V=out["V"].T, ok=out["ok"][:, None],
         buf=out["buf"][..., : len(ts)] if trim else out["buf"],
         cross=tuple(c.T for c in out["cross"]),
     )  # fmt: skip
 
 
-def _solve(x0, field, args, ts, kinks, levels, *, weight, wargs, quad_weight, rate_weight, rho,
-           valid, kink_at, save_map, init_shift, save, quad, rtol, atol, max_steps):  # fmt: skip
+def _solve(x0, field, args, ts, kinks, levels, *, weight, wargs, rho, valid, kink_at, save_map,
+           init_shift, save, quad, rtol, atol, max_steps):  # fmt: skip
     """:func:`integrate`'s loop, points on the last axis: ``x0``, ``levels``, ``args``,
     ``wargs``, ``rho``, ``valid`` ``[J or 1, N]``, ``kinks`` ``[n_kinks, N]``. Returns ``x, zmin, V,
     cross`` ``[J, N]``, ``ok, n_steps, n_accepted`` ``[N]``, ``buf``
@@ -451,8 +455,6 @@ def _solve(x0, field, args, ts, kinks, levels, *, weight, wargs, quad_weight, ra
     budget = max_steps + jnp.sum(kinks < T, axis=0)  # each ramp end may cost a step
     signs = tuple(jnp.sign(x0 - lv) for lv in levels)
 
-    quad_weight = weight if quad_weight is None else quad_weight
-
     def affine(wfn, ta, h):
         """``(m0, m1)``: a weight ``m = m0 + m1 u`` on the step ``(ta, h)``, read at
         ``u = 1/4`` and ``3/4`` (inside the step: a weight may jump at a kink)."""
@@ -478,7 +480,7 @@ def _solve(x0, field, args, ts, kinks, levels, *, weight, wargs, quad_weight, ra
     t0 = jnp.zeros((N,), x0.dtype)
     carry = dict(
         t0=t0, t1=t1, x=x0, f0=field(t0, x0, args), i_save=n0 + 1, buf=buf,
-        zmin=z_of(0.0, x0), V=zero, R=zero, n_steps=n0, n_accepted=n0, ok=jnp.ones((N,), bool),
+        zmin=z_of(0.0, x0), V=zero, n_steps=n0, n_accepted=n0, ok=jnp.ones((N,), bool),
         # per level: found [J, N] and the start of the step it was crossed in, [3, J, N]
         # (ta, h, x_a): the step is taken again after the loop for its dense output
         brk=tuple((s == 0, jnp.stack([zero, zero, x0])) for s in signs),
@@ -558,26 +560,24 @@ def _solve(x0, field, args, ts, kinks, levels, *, weight, wargs, quad_weight, ra
             i_save, buf, zmin = jax.lax.while_loop(lambda s: jnp.any(due(s[0])), save_window, sc)
             lag = jnp.zeros((), bool)
 
-        V, R = c["V"], c["R"]
+        V = c["V"]
         if quad:
-            # int_ta^tb e^{-rho t} x(t) m(t) dt, m affine on the step (the kinks are
-            # step ends), through the moments M_q = int_0^1 u^q e^{-rho (ta + h u)} du
-            # (_exp_moments), computed per point, not per path; with u the step's
-            # fraction, x(u) = x_a + sum_p C_p u^(p+1), h dx/dt = sum_p (p+1) C_p u^p
-            M = _exp_moments(rho, ta, h)
-            m0, m1 = affine(quad_weight, ta, h)
+            # int_ta^tb e^{-rho t} y dt for y = x m (or y = (x m)'), m = m0 + m1 u affine
+            # on the step (the kinks are step ends), u the step's fraction, through the
+            # moments M_q = int_0^1 u^q e^{-rho (ta + h u)} du (_exp_moments, per point,
+            # not per path): x m = sum_q Y_q u^q, Y_q = m0 X_q + m1 X_{q-1}, with x(u) =
+            # x_a + sum_p C_p u^(p+1); dt (x m)' = du d(x m)/du = du sum_q q Y_q u^(q-1)
+            m0, m1 = affine(weight, ta, h)
             X = (x_a, *C)
-            dV = m0 * sum(X[q] * M[q] for q in range(5)) + m1 * sum(
-                X[q] * M[q + 1] for q in range(5)
-            )
-            V = jnp.where(keep, V + h * dV, V)
-            if rate_weight is not None:
-                r0, r1 = affine(rate_weight, ta, h)
-                Xd = tuple((p + 1) * C[p] for p in range(4))
-                dR = r0 * sum(Xd[q] * M[q] for q in range(4)) + r1 * sum(
-                    Xd[q] * M[q + 1] for q in range(4)
-                )
-                R = jnp.where(keep, R + dR, R)
+            if quad == "rate":
+                M = [(q + 1) * Mq for q, Mq in enumerate(_exp_moments(rho, ta, h, 5))]
+                Y = [m0 * X[q] + m1 * X[q - 1] for q in range(1, 5)] + [m1 * X[4]]
+                dV = sum(Y[q] * M[q] for q in range(5))
+            else:
+                M = _exp_moments(rho, ta, h, 6)
+                dV = h * (m0 * sum(X[q] * M[q] for q in range(5))
+                          + m1 * sum(X[q] * M[q + 1] for q in range(5)))  # fmt: skip
+            V = jnp.where(keep, V + dV, V)
 
         # per level, the start of the step in which a path first crosses it (ta, h,
         # x_a: the step is retaken after the loop for the crossing time)
@@ -593,7 +593,7 @@ def _solve(x0, field, args, ts, kinks, levels, *, weight, wargs, quad_weight, ra
             t1=jnp.where(live, nt1, tb),
             x=jnp.where(keep, x_b, x_a),
             f0=jnp.where(keep, f1, c["f0"]),
-            i_save=i_save, buf=buf, zmin=zmin, V=V, R=R, brk=tuple(brk),
+            i_save=i_save, buf=buf, zmin=zmin, V=V, brk=tuple(brk),
             n_steps=c["n_steps"] + live, n_accepted=c["n_accepted"] + keep.astype(int),
             ok=c["ok"] & jnp.where(keep, finite, True) & ~lag,
         )  # fmt: skip
@@ -607,6 +607,6 @@ def _solve(x0, field, args, ts, kinks, levels, *, weight, wargs, quad_weight, ra
         cross = tuple(jnp.where(s0 == 0, 0.0, jnp.where(found, t_x, jnp.nan)))
     ok = out["ok"] & (out["t0"] >= T) & (out["i_save"] == n_time)
     return dict(
-        x=out["x"], zmin=out["zmin"], V=out["V"], R=out["R"], buf=out["buf"], ok=ok, cross=cross,
+        x=out["x"], zmin=out["zmin"], V=out["V"], buf=out["buf"], ok=ok, cross=cross,
         n_steps=out["n_steps"], n_accepted=out["n_accepted"],
     )  # fmt: skip

@@ -326,6 +326,11 @@ def _gap_field(t, e, a):
     return (a["x0"] + a["B"] * e) * (a["beta"] * ramp(t, a["Tc"]) - a["eps"] * e)
 
 
+#: :func:`_early_scale`'s margin: ``e`` at ``t ~ 1 / rho`` to ``rtol / _EARLY`` relative
+#: (the discounted gain to ~1e-9, within the 1e-8 aimed at).
+_EARLY = 10.0
+
+
 def _early_scale(fargs, rho, Tc):
     r"""The size of ``e`` at ``t ~ 1 / rho`` (capped at 1), where the discounted gain of a
     large ``rho`` lives: ``e ~ |e'(0)| t = a_hat |beta| t`` (``Tc = 0``), or ``~ a_hat
@@ -336,14 +341,7 @@ def _early_scale(fargs, rho, Tc):
     rate = jnp.abs(fargs["x0"] * fargs["beta"]) / rho
     ramp_part = jnp.where(Tc > 0, jnp.minimum(1.0, 1.0 / (2.0 * rho * jnp.where(Tc > 0, Tc, 1.0))),
                           1.0)  # fmt: skip
-    return jnp.clip(rate * ramp_part, 1e-20, 1.0)
-
-
-def _on_ramp(t, w):
-    """``1`` while the ramp rises (``t < Tc``), else 0: ``theta_kS' (t) Tc / (theta_k - 1)``."""
-    import jax.numpy as jnp
-
-    return jnp.where(t < w["Tc"], 1.0, 0.0) + 0.0 * w["theta"]
+    return jnp.clip(_EARLY * rate * ramp_part, 1e-20, 1.0)
 
 
 def _in(v, lo, hi):
@@ -541,9 +539,10 @@ def transition(
 
     (by parts; ``w_k`` held at ``w_k(T)`` beyond ``T``). The last integral is a sum
     of non-negative terms, no cancellation whatever ``rho`` (see the code): the
-    ramp's ``int e^{-rho t} theta_kS'`` in closed form, and integrals of the solved
-    variable and its rate on the solver's dense output of every step, exact in the
-    discount for any ``rho h`` (:func:`pipeline._ode._exp_moments`). ``half_life_k``:
+    ramp's ``int e^{-rho t} theta_kS'`` in closed form, and ``int e^{-rho t} (e
+    theta_kS)'`` (:func:`_gap_form`) from the derivative of the solver's dense output
+    of every step, exact in the discount for any ``rho h``
+    (:func:`pipeline._ode._exp_moments`). ``half_life_k``:
     first ``t`` with ``1 - x_k(t) = (1 - a_hat_k) / 2``; ``t99_k``: first ``t`` with
     ``x_k(t) >= 0.99`` (``x_k(inf) = 1``), 0 where ``a_hat_k >= 0.99``; both solved
     by Newton on the dense output, so accurate to solver tolerance whatever
@@ -629,24 +628,22 @@ def transition(
     atol_e = atol * _early_scale(fargs, rho1, Tc1)
     out = _ode.integrate(
         jnp.zeros_like(ah), _gap_field, dict(fargs, Tc=Tc1), ts, _kinks(Tc1, T_), levels,
-        weight=_weight, wargs=wargs, quad_weight=_on_ramp, rate_weight=_weight, rho=rho1,
-        valid=v2, save_map=(ah, B), init_shift=jnp.ones_like(ah), save=save_paths, quad=True,
-        rtol=rtol, atol=atol_e, max_steps=max_steps, trim=not pad_paths,
+        weight=_weight, wargs=wargs, rho=rho1, valid=v2, save_map=(ah, B),
+        init_shift=jnp.ones_like(ah), save=save_paths, quad="rate", rtol=rtol, atol=atol_e,
+        max_steps=max_steps, trim=not pad_paths,
     )  # fmt: skip
 
     # pv_gain = (jump - 1) + D, by parts D = int_0^T e^{-rho t} w'(t) / w_B dt: with
-    # w / w_B = c (a_hat + B e) theta_S,
-    #   D = c (a_hat Phi + B (R + (theta - 1) / Tc int_0^Tc e^{-rho t} e dt)),
-    # Phi = int_0^T e^{-rho t} theta_S' dt, R = int_0^T e^{-rho t} e' theta_S dt: a sum
-    # of non-negative terms, no cancellation whatever rho
+    # w / w_B = c (a_hat + B e) theta_S, D = c (a_hat Phi + B V), Phi = int_0^T e^{-rho t}
+    # theta_S' dt (closed form), V = int_0^T e^{-rho t} (e theta_S)' dt (the solver's,
+    # quad="rate"): a sum of non-negative terms, no cancellation whatever rho
     th0 = theta_S(0.0, Tc1, theta)
     jump = c * (ah * th0)
     tau = jnp.minimum(Tc1, T_)
     ramp_on = Tc1 > 0
     Tc_1 = jnp.where(ramp_on, Tc1, 1.0)
     Phi = jnp.where(ramp_on, (theta - 1.0) * (-jnp.expm1(-rho1 * tau) / rho1 / Tc_1), 0.0)
-    on_ramp = jnp.where(ramp_on, (theta - 1.0) / Tc_1 * out["V"], 0.0)
-    D = c * (ah * Phi + B * (out["R"] + on_ramp))
+    D = c * (ah * Phi + B * out["V"])
     pv = (jump - 1.0) + D
     half_life, t99 = out["cross"]
     b = ratio(barrier(r * ah), theta)  # r_m a_hat_m / theta_m
