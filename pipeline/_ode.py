@@ -3,9 +3,10 @@ r"""Adaptive Tsit5 for a batch of small ODE systems, every system with its own s
 The integrator of the dynamic model (:mod:`pipeline.models.dynamic`), which knows
 nothing of wages or productivity: it is given a vector field, a weight ``m(t)`` that
 is affine in ``t`` between the given kinks, and a discount rate, and returns the
-saved paths ``x(t)``, the running minimum of ``x m(t)`` over the saved times, the
-discounted integral ``int e^{-rho t} x(t) m(t) dt`` and the first crossing times of
-given levels, all on the solver's dense output.
+saved paths ``x(t)`` (or an affine image of them), the running minimum of ``x m(t)``
+over the saved times, the discounted integral ``int e^{-rho t} x(t) m(t) dt`` (or of
+``(x m)'``), exact in the discount for any step, and the first crossing times of given
+levels, all on the solver's dense output.
 
 It is diffrax's Tsit5 (tableau and dense output) and diffrax's PID step-size
 controller, written out as one vectorised loop over many points (``diffeqsolve`` has
@@ -19,6 +20,7 @@ scipy's ``solve_ivp``).
 from __future__ import annotations
 
 import functools
+import math
 
 import diffrax as dfx
 import jax
@@ -112,10 +114,46 @@ def _fence_pred(a):
 _SAVE_WINDOW, _MIN_STEPS = 8, 64
 #: Paths within this distance of x = 1 at a step's start cross the kink unclipped.
 _KINK_TOL = 1e-8
-#: Gauss-Legendre nodes and weights on [0, 1] for the discounted integral (exact for
-#: polynomials of degree 9; the integrand is a degree-5 polynomial times exp(-rho t)).
-_GL_X, _GL_WX = np.polynomial.legendre.leggauss(5)
-_GL_U, _GL_W = 0.5 * (_GL_X + 1.0), 0.5 * _GL_WX
+_MOMENT_SWITCH = 1.5
+
+
+def _series(n):
+    """``m_{n-1}(a) = int_0^1 u^(n-1) e^{-a u} du = sum_k (-a)^k / (k! (k + n))``: the
+    coefficients, 22 terms (the rest is below 1e-17 for ``a <= _MOMENT_SWITCH``)."""
+    return [(-1.0) ** k / (math.factorial(k) * (k + n)) for k in range(22)]
+
+
+def _exp_moments(rho, ta, h, n=5):
+    r"""``M_q = int_0^1 u^q e^{-rho (ta + u h)} du``, ``q = 0..n-1``, elementwise, to
+    ~2e-14 relative for every ``a = rho h >= 0``.
+
+    With ``m_q(a) = int_0^1 u^q e^{-a u} du`` (so ``M_q = e^{-rho ta} m_q(a)``):
+    ``m_q = (q m_{q-1} - e^{-a}) / a`` from ``m_0 = (1 - e^{-a}) / a``. Upwards this
+    recurrence is stable for large ``a`` and loses ``(q / a)``-fold per step for small
+    ``a``; downwards, from ``m_{n-1}`` by its power series, the other way round. So:
+    for ``a <= 1.5`` the series and the downward recurrence (error ~1e-15), beyond the
+    upward one (~2e-14 at ``a = 1.5``, 1e-15 from ``a = 4``). Exact integrals of the
+    dense output times the discount, whatever ``rho h``: a large discount rate needs no
+    small steps (a step with ``rho h >> 1`` sees its start only, as it should).
+    """
+    a = rho * h
+    small = a <= _MOMENT_SWITCH
+    ea = jnp.exp(-a)
+    c = _series(n)
+    top = functools.reduce(lambda acc, ck: acc * a + ck, reversed(c[:-1]), jnp.full_like(a, c[-1]))
+    down = [top]
+    for q in range(n - 1, 0, -1):
+        down.append((a * down[-1] + ea) * (1.0 / q))
+    down = down[::-1]
+    # upward (a > 1.5; a kept > 1.5 where it is not used)
+    a1 = jnp.where(small, 2.0, a)
+    inv = 1.0 / a1
+    ea1 = jnp.where(small, np.exp(-2.0), ea)
+    up = [-jnp.expm1(-a1) * inv]
+    for q in range(1, n):
+        up.append((q * up[-1] - ea1) * inv)
+    e0 = barrier(jnp.exp(-rho * ta))
+    return [e0 * jnp.where(small, d, u) for d, u in zip(down, up, strict=True)]
 
 
 def _poly(x0, C, u):
@@ -270,10 +308,12 @@ def integrate(
     rho=None,
     valid=None,
     kink_at: float | None = None,
+    save_map=None,
+    init_shift=None,
     save: bool,
-    quad: bool,
+    quad: bool | str,
     rtol: float = RTOL,
-    atol: float = ATOL,
+    atol=ATOL,
     max_steps: int = MAX_STEPS,
     trim: bool = True,
 ):
@@ -294,23 +334,37 @@ def integrate(
     point's results are then those it would get solved alone, bit for bit, whatever
     else is in the batch.
 
-    ``dtmax = T / _MIN_STEPS``, with ``quad`` also at most ``max(1 / rho, T /
-    512)`` (``rho h <= 1`` for the quadrature wherever ``e^{-rho t}`` still
-    matters). After each accepted step, on the solver's dense output of that step
-    (diffrax's Tsit5 interpolant in power form, :func:`_dense_coeffs`):
+    ``atol``: a number or ``[N, J]`` (per path). ``init_shift``: None, or ``[N, J]``:
+    the first step is diffrax's ``PIDController.init`` for the state ``x + init_shift``
+    (for a state that starts at 0 but whose error is to be judged as if it started at
+    the shift, e.g. a deviation from 1; without it diffrax falls back to 1e-6).
+    ``dtmax = T / _MIN_STEPS``. ``save_map``: None, or ``(A, B)`` (``[N, J]``
+    arrays): what is saved and minimised is then the affine image ``X = A + B x`` of
+    the state (a model that integrates a transformed variable, e.g. a scaled
+    distance to a limit for relative accuracy, saves its own variable at no extra
+    pass over the paths). After each accepted step, on the solver's dense output of
+    that step (diffrax's Tsit5 interpolant in power form, :func:`_dense_coeffs`):
 
-    * ``x`` at the ``ts`` inside it (as ``SaveAt(ts=...)``) into ``buf`` if ``save``
-      (times a failed solve never reached stay NaN; paths where ``valid`` is False
-      are saved as NaN), else the running minimum over them of
-      ``z = x m(t)`` (``zmin``; ``z = x`` without a weight);
-    * if ``quad``: ``V += int_step e^{-rho t} z(t) dt`` by 5-point Gauss-Legendre;
+    * ``X`` (``= x`` without ``save_map``) at the ``ts`` inside it (as
+      ``SaveAt(ts=...)``) into ``buf`` if ``save`` (times a failed solve never reached
+      stay NaN; paths where ``valid`` is False are saved as NaN), else the running
+      minimum over them of ``z = X m(t)`` (``zmin``; ``z = X`` without a weight);
+    * if ``quad``: ``V += int_step e^{-rho t} x(t) m(t) dt`` (of the state ``x``, not
+      ``X``; ``m = 1`` without a weight), exactly for the step's dense output
+      (:func:`_exp_moments`, any ``rho h``); with ``quad="rate"`` instead
+      ``V += int_step e^{-rho t} (x m)'(t) dt``, from the derivative of the dense
+      output (relatively accurate where ``x m`` has moved little from its start,
+      which the integral of ``x m`` is not: ``int_0^T e^{-rho t} (x m)' dt`` is
+      ``rho int_0^T e^{-rho t} (x m - x(0) m(0)) dt + e^{-rho T} (x m - x(0) m(0))(T)``
+      without the cancellation). The weight is read inside each step (a weight that
+      jumps at a kink, a step end, is affine on each side);
     * per level in ``levels``, the step in which the path first crosses it; the
       crossing time is solved once, after the loop, on that step (:func:`_cross`).
 
     With ``kink_at``, a step in which a path crosses that level is rejected and
     retried up to the first such crossing (an event in all but name), so that no step
-    straddles the field's kink (the dynamic model's ``min(x, 1)``; its transition's
-    paths start at ``a_hat <= 1`` and rise to 1 without crossing it).
+    straddles the field's kink (the dynamic model's ``min(x, 1)`` in
+    ``integrate_path``, whose paths may start above 1).
 
     The loop is ``diffeqsolve``'s (accept/reject/clip-to-end) around diffrax's
     Tsit5 (its tableau and dense output; the stages written out in
@@ -341,7 +395,10 @@ def integrate(
     out = _solve(
         x0.T, field, tr(fargs), ts, kinks.T, tuple(L.T for L in levels),
         weight=weight, wargs=tr(wargs), rho=None if rho is None else rho.T, valid=valid.T,
-        kink_at=kink_at, save=save, quad=quad, rtol=rtol, atol=atol, max_steps=max_steps,
+        kink_at=kink_at, save_map=None if save_map is None else tuple(a.T for a in save_map),
+        init_shift=None if init_shift is None else init_shift.T, save=save, quad=quad,
+        rtol=rtol, atol=jnp.broadcast_to(jnp.asarray(atol, x0.dtype).T, x0.T.shape),
+        max_steps=max_steps,
     )  # fmt: skip
     return dict(
         out, x=out["x"].T, zmin=out["zmin"].T, V=out["V"].T, ok=out["ok"][:, None],
@@ -350,8 +407,8 @@ def integrate(
     )  # fmt: skip
 
 
-def _solve(x0, field, args, ts, kinks, levels, *, weight, wargs, rho, valid, kink_at, save,
-           quad, rtol, atol, max_steps):  # fmt: skip
+def _solve(x0, field, args, ts, kinks, levels, *, weight, wargs, rho, valid, kink_at, save_map,
+           init_shift, save, quad, rtol, atol, max_steps):  # fmt: skip
     """:func:`integrate`'s loop, points on the last axis: ``x0``, ``levels``, ``args``,
     ``wargs``, ``rho``, ``valid`` ``[J or 1, N]``, ``kinks`` ``[n_kinks, N]``. Returns ``x, zmin, V,
     cross`` ``[J, N]``, ``ok, n_steps, n_accepted`` ``[N]``, ``buf``
@@ -379,25 +436,38 @@ def _solve(x0, field, args, ts, kinks, levels, *, weight, wargs, rho, valid, kin
     # no step longer than T / _MIN_STEPS: slow points would otherwise take steps
     # spanning tens of saved times; independent of n_time, so are the summaries
     dtmax = jnp.full((N,), T / _MIN_STEPS)
-    if quad:
-        dtmax = jnp.minimum(dtmax, jnp.maximum(1.0 / rho[0], T / 512))
 
-    def first_step(x0_p, ode_p, kinks_p, dtmax_p):
+    shift = jnp.zeros_like(x0) if init_shift is None else init_shift
+    shifted = dfx.ODETerm(lambda t, y, a: field(t, y - a[1], a[0]))
+
+    def first_step(x0_p, ode_p, kinks_p, dtmax_p, atol_p, shift_p):
         ctrl = dfx.PIDController(
-            rtol=rtol, atol=atol, norm=optx.max_norm, dtmax=dtmax_p, step_ts=kinks_p
+            rtol=rtol, atol=atol_p, norm=optx.max_norm, dtmax=dtmax_p, step_ts=kinks_p
         )
-        t1, _ = ctrl.init(term, 0.0, T, x0_p, None, ode_p, _SOLVER.func, err_order)
+        t1, _ = ctrl.init(shifted, 0.0, T, x0_p + shift_p, None, (ode_p, shift_p), _SOLVER.func,
+                          err_order)  # fmt: skip
         return jnp.minimum(t1, T)
 
     # diffrax's first step per point (once); in the loop diffrax's controller
     # arithmetic, elementwise over points (_adapt_rows)
-    t1 = jax.vmap(first_step, in_axes=-1)(x0, args, kinks, dtmax)
+    t1 = jax.vmap(first_step, in_axes=-1)(x0, args, kinks, dtmax, atol, shift)
     kinks_prev = jnp.nextafter(kinks, -jnp.inf)
     budget = max_steps + jnp.sum(kinks < T, axis=0)  # each ramp end may cost a step
     signs = tuple(jnp.sign(x0 - lv) for lv in levels)
 
+    def affine(wfn, ta, h):
+        """``(m0, m1)``: a weight ``m = m0 + m1 u`` on the step ``(ta, h)``, read at
+        ``u = 1/4`` and ``3/4`` (inside the step: a weight may jump at a kink)."""
+        if wfn is None:
+            return 1.0, 0.0
+        q1, q3 = wfn(ta + 0.25 * h, wargs), wfn(ta + 0.75 * h, wargs)
+        return 1.5 * q1 - 0.5 * q3, 2.0 * (q3 - q1)
+
+    def X_of(x):  # what is saved: the state, or its affine image (save_map)
+        return x if save_map is None else save_map[0] + save_map[1] * x
+
     def z_of(t, x):
-        return x if weight is None else x * weight(t, wargs)
+        return X_of(x) if weight is None else X_of(x) * weight(t, wargs)
 
     zero = jnp.zeros_like(x0)
     n0 = jnp.zeros((N,), int)
@@ -406,7 +476,7 @@ def _solve(x0, field, args, ts, kinks, levels, *, weight, wargs, rho, valid, kin
     # transpose of the whole buffer afterwards
     buf = jnp.full((N, J, (n_time + W) if save else 0), jnp.nan, x0.dtype)
     if save:
-        buf = buf.at[..., 0].set(jnp.where(valid, x0, jnp.nan).T)
+        buf = buf.at[..., 0].set(jnp.where(valid, X_of(x0), jnp.nan).T)
     t0 = jnp.zeros((N,), x0.dtype)
     carry = dict(
         t0=t0, t1=t1, x=x0, f0=field(t0, x0, args), i_save=n0 + 1, buf=buf,
@@ -469,13 +539,15 @@ def _solve(x0, field, args, ts, kinks, levels, *, weight, wargs, rho, valid, kin
             t = t_at(idx)
             d = keep & (idx < n_time) & (t <= tb)
             x = _poly(x_a[:, None], tuple(Cp[:, None] for Cp in C), (t - ta) / h)  # [J, W, N]
+            if save_map is not None:
+                x = save_map[0][:, None] + save_map[1][:, None] * x
             if save:
                 x = jnp.where(d & valid[:, None], x, jnp.nan)
                 buf = jax.vmap(jax.lax.dynamic_update_slice)(
                     buf, jnp.moveaxis(x, -1, 0), jnp.stack([jnp.zeros_like(i), i], axis=1)
                 )
             else:
-                th = weight(t, {k: v[:, None] for k, v in wargs.items()})
+                th = 1.0 if weight is None else weight(t, {k: v[:, None] for k, v in wargs.items()})
                 z = jnp.where(d, x * th, jnp.inf)
                 zmin = jnp.minimum(zmin, _fold(jnp.minimum, jnp.moveaxis(z, 1, 0)))
             return i + _fold(jnp.add, d.astype(i.dtype)), buf, zmin
@@ -490,19 +562,22 @@ def _solve(x0, field, args, ts, kinks, levels, *, weight, wargs, rho, valid, kin
 
         V = c["V"]
         if quad:
-            # int_ta^tb e^{-rho t} x(t) m(t) dt, m affine on the step (the kinks are
-            # step ends): 5-point Gauss-Legendre through the moments
-            # M_q = sum_n w_n u_n^q e^{-rho h u_n}, computed per point, not per path
-            e = [barrier(jnp.exp(-rho * (ta + float(u) * h))) for u in _GL_U]
-            M = [sum(float(w * u**q) * en for u, w, en in zip(_GL_U, _GL_W, e, strict=True))
-                 for q in range(6)]  # fmt: skip
+            # int_ta^tb e^{-rho t} y dt for y = x m (or y = (x m)'), m = m0 + m1 u affine
+            # on the step (the kinks are step ends), u the step's fraction, through the
+            # moments M_q = int_0^1 u^q e^{-rho (ta + h u)} du (_exp_moments, per point,
+            # not per path): x m = sum_q Y_q u^q, Y_q = m0 X_q + m1 X_{q-1}, with x(u) =
+            # x_a + sum_p C_p u^(p+1); dt (x m)' = du d(x m)/du = du sum_q q Y_q u^(q-1)
+            m0, m1 = affine(weight, ta, h)
             X = (x_a, *C)
-            th_a = weight(ta, wargs)
-            th_b = weight(tb, wargs)
-            dV = th_a * sum(X[q] * M[q] for q in range(5)) + (th_b - th_a) * sum(
-                X[q] * M[q + 1] for q in range(5)
-            )
-            V = jnp.where(keep, V + h * dV, V)
+            if quad == "rate":
+                M = [(q + 1) * Mq for q, Mq in enumerate(_exp_moments(rho, ta, h, 5))]
+                Y = [m0 * X[q] + m1 * X[q - 1] for q in range(1, 5)] + [m1 * X[4]]
+                dV = sum(Y[q] * M[q] for q in range(5))
+            else:
+                M = _exp_moments(rho, ta, h, 6)
+                dV = h * (m0 * sum(X[q] * M[q] for q in range(5))
+                          + m1 * sum(X[q] * M[q + 1] for q in range(5)))  # fmt: skip
+            V = jnp.where(keep, V + dV, V)
 
         # per level, the start of the step in which a path first crosses it (ta, h,
         # x_a: the step is retaken after the loop for the crossing time)

@@ -152,3 +152,96 @@ def test_every_shipped_config_is_valid():
     for p in sorted(Path(__file__).resolve().parents[1].glob("configs/*.yaml")):
         spec = load_config(p)
         assert spec.n_points > 0, p
+
+
+# ------------------------------------------------- documented ranges of every model
+
+_BASES = {
+    "dynamic": {"r_1": 1, "r_2": 0.8, "theta_1": 2, "theta_2": 2, "g": 0.02, "eps": 0.1},
+    "standard": {"r_1": 1, "r_2": 1.2, "theta": 2},
+    "modes": {"r_1": 1, "r_2": 1, "beta": 0.5, "alpha": 0.2, "theta_1": 2, "theta_2": 2},
+    "asymmetric": {"r_1": 1, "r_2": 1, "theta_1N": 2, "theta_2N": 2, "theta_1S": 2,
+                   "theta_2S": 2},
+    "coordination": {"r_1": 1, "r_2": 1, "theta_1": 2, "theta_2": 2},
+}  # fmt: skip
+
+
+def _config(model, **changes):
+    """YAML text of a small config of ``model`` with ``changes`` (None: drop the key)."""
+    import yaml
+
+    params = dict(_BASES[model], **changes)
+    params = {k: v for k, v in params.items() if v is not None}
+    return yaml.safe_dump({"model": model, "params": params, "output": "o.zarr"})
+
+
+@pytest.mark.parametrize(
+    ("model", "changes", "field", "msg"),
+    [
+        ("coordination", {"r_2": 1e308}, "params.r_2", "must be <= 1e+06"),
+        ("coordination", {"r_2": 1e-7}, "params.r_2", "must be >= 1e-06"),
+        ("coordination", {"r_2": 5e-324}, "params.r_2", "must be >= 1e-06"),
+        ("coordination", {"theta_2": 1e7}, "params.theta_2", "must be <= 1e+06"),
+        ("coordination", {"r_2": {"logspace": [1e-8, 1, 5]}}, "params.r_2", "[1e-06, 1e+06]"),
+        ("standard", {"r_1": None, "lam_1S": 1e-7, "lam_1N": 1}, "params.lam_1S",
+         "must be >= 1e-06"),
+        ("standard", {"r_1": None, "lam_1S": 1e-4, "lam_1N": 1e4}, "params.lam_1S",
+         "r_1 = lam_1S / lam_1N must be in [1e-06, 1e+06]"),
+        ("standard", {"theta": None, "alpha": 1e-7, "Lbar": 2}, "params.alpha",
+         "must be >= 1e-06"),
+        ("standard", {"theta": None, "alpha": 1, "Lbar": 2e6}, "params.Lbar", "must be <= 1e+06"),
+        ("standard", {"theta": None, "alpha": 1, "Lbar": 2, "L_S": 1e-9}, "params.L_S",
+         "must be >= 1e-06"),
+        ("modes", {"beta": 1e-9}, "params.beta", "must be >= 1e-06"),
+        ("asymmetric", {"theta_2S": 1e7}, "params.theta_2S", "must be <= 1e+06"),
+        ("dynamic", {"rho": 5e-324}, "params.rho", "must be >= 1e-06"),
+        ("dynamic", {"rho": 1e7}, "params.rho", "must be <= 1e+06"),
+        ("dynamic", {"eps": 1e-13}, "params.eps", "must be >= 1e-12"),
+        ("dynamic", {"g": 11.0}, "params.g", "must be <= 10"),
+        ("dynamic", {"g": None, "eps": None, "g_1": 0.02, "g_2": 0.02, "eps_1": 0.1,
+                     "eps_2": 20.0}, "params.eps_2", "must be <= 10"),
+        ("dynamic", {"T": 1e5}, "params.T", "must be <= 10000"),
+        ("dynamic", {"T": 1e-5}, "params.T", "must be >= 0.001"),
+        ("dynamic", {"n_time": 1e6}, "params.n_time", "must be <= 100001"),
+        ("dynamic", {"Tc": 1e-9}, "params.Tc", "must be 0 or >= 1e-06"),
+        ("dynamic", {"Tc": 2e4}, "params.Tc", "must be <= 10000"),
+        ("dynamic", {"eps": {"linspace": [0.1, 5, 3]}, "T": 400}, "params.T",
+         "eps T must be <= 1000"),
+        ("dynamic", {"eps": 5.0}, "params.eps", "eps T must be <= 1000"),  # T's default 400
+    ],
+)  # fmt: skip
+def test_values_outside_the_documented_range_are_refused(model, changes, field, msg):
+    """Every model refuses values its kernels do not compute accurately (subnormals,
+    1e308, ...), naming the field and its documented range."""
+    with pytest.raises(ConfigError) as exc:
+        parse_config(_config(model, **changes))
+    assert any(f == field and msg in m for f, m in exc.value.problems), exc.value.problems
+
+
+@pytest.mark.parametrize(
+    ("model", "changes"),
+    [
+        ("dynamic", {"rho": 1e-6, "T": 1e4, "eps": 0.1, "g": 1e-12, "Tc": 0}),
+        ("dynamic", {"rho": 1e6, "T": 1e-3, "Tc": 1e4, "n_time": 100001}),
+        ("dynamic", {"eps": 10, "g": 9.99, "T": 100, "Tc": 1e-6}),
+        ("dynamic", {"Tc": {"linspace": [0, 10, 11]}, "rho": {"logspace": [1e-6, 1e6, 3]}}),
+        ("coordination", {"r_1": 1e-6, "r_2": 1e6, "theta_1": 1e6}),
+        ("standard", {"L_S": float("inf"), "theta": None, "alpha": 1e-6, "Lbar": 1e6}),
+        ("standard", {"r_1": None, "lam_1S": 1e-3, "lam_1N": 1e3}),
+    ],
+)  # fmt: skip
+def test_the_ends_of_the_documented_ranges_are_accepted(model, changes):
+    parse_config(_config(model, **changes))
+
+
+def test_documented_ranges_are_listed():
+    """``marshall models`` shows each parameter's documented range (Param.bounds_text)."""
+    from pipeline.models import get
+
+    dyn = get("dynamic")
+    text = {p.name: p.bounds_text() for p in dyn.params}
+    assert text["r_{j}"] == "[1e-06, 1e+06]" and text["theta_{j}"] == "(1, 1e+06]"
+    assert text["g"] == "[1e-12, 10]" and text["rho"] == "[1e-06, 1e+06]"
+    assert text["Tc"] == "0 or [1e-06, 10000]" and text["T"] == "[0.001, 10000]"
+    assert {p.name: p.bounds_text() for p in get("modes").params}["beta"] == "[1e-06, 1)"
+    assert {p.name: p.bounds_text() for p in get("standard").params}["L_S"] == "[1e-06, inf]"

@@ -449,7 +449,7 @@ def test_existence_matches_numpy_reference(J, r, theta, g, eps, common):
     if common:
         g, eps = np.full(J, g[0]), np.full(J, eps[0])
     out = ss(r, theta, g, eps)
-    a = np.where(eps > g, 1 - g / np.where(eps > g, eps, 1), 0.0)
+    a = np.where(eps > g, (eps - g) / np.where(eps > g, eps, 1), 0.0)
     C, B, b = corners_np(r, theta, a)
     np.testing.assert_array_equal(out["exists"], np.concatenate([C, B]))
     np.testing.assert_allclose(

@@ -250,3 +250,65 @@ def test_integrate_is_diffeqsolve():
             max_steps=ode.MAX_STEPS,
         )  # fmt: skip
         np.testing.assert_allclose(got[i], np.asarray(sol.ys)[:, 0], rtol=2e-8, atol=1e-12)
+
+
+def test_exp_moments_for_any_rho_h():
+    """``int_0^1 u^q e^{-rho (ta + u h)} du`` to 1e-12 relative for ``a = rho h`` from
+    1e-8 to 1e8, against ``q! / a^{q+1} P(q+1, a)`` (scipy's regularized incomplete
+    gamma), on both sides of the switch from Gauss-Legendre to the exact recurrence."""
+    from math import factorial
+
+    from scipy.special import gammainc
+
+    a = np.concatenate([10.0 ** np.linspace(-8, 8, 161), [1.0, np.nextafter(1.0, 2.0)]])
+    ta = np.where(a > 1e4, 0.0, 0.3)
+    rho = np.full_like(a, 2.0)
+    h = a / rho
+    got = jax.jit(ode._exp_moments)(rho, ta, h)
+    for q, Mq in enumerate(got):
+        ref = np.exp(-rho * ta) * factorial(q) / a ** (q + 1) * gammainc(q + 1, a)
+        np.testing.assert_allclose(np.asarray(Mq), ref, rtol=1e-12, atol=0, err_msg=str(q))
+
+
+@pytest.mark.parametrize("rho", [1e-6, 0.1, 30.0, 1e4, 1e6])
+def test_discounted_integral_for_large_rho(rho):
+    """``int_0^T e^{-rho t} x(t) dt`` for ``x' = k (1 - x)``, ``x(0) = 0`` (``x = 1 -
+    e^{-k t}``), to 1e-9 relative whatever ``rho``: a step much longer than ``1 / rho``
+    integrates the discount exactly (no small steps needed; the integrand is ~ ``k t``
+    where the discount is still ~1)."""
+    n, T = 8, 50.0
+    k = jnp.linspace(0.05, 2.0, n)[:, None]
+    out = ode.integrate(
+        jnp.zeros((n, 1)), lambda t, x, a: a["k"] * (1.0 - x), {"k": k}, np.linspace(0, T, 6),
+        jnp.full((n, 1), T), rho=jnp.full((n, 1), rho), save=False, quad=True, atol=1e-30,
+    )  # fmt: skip
+    kk = np.asarray(k)[:, 0]
+    # int_0^T e^{-rho t} (1 - e^{-k t}) dt, written without cancellation
+    ref = -np.expm1(-rho * T) / rho - (-np.expm1(-(rho + kk) * T)) / (rho + kk)
+    small = kk * T < 1e-3
+    assert not small.any()
+    ref = np.where(rho > 1.0, kk / (rho * (rho + kk)) * (1 - np.exp(-rho * T)), ref)
+    np.testing.assert_allclose(np.asarray(out["V"])[:, 0], ref, rtol=1e-9)
+    assert int(np.max(np.asarray(out["n_steps"]))) < 400
+
+
+def test_save_map_saves_an_affine_image_of_the_state():
+    """``save_map=(A, B)``: the saved paths and the running minimum are of ``A + B x``
+    (the state itself is what the quadrature integrates)."""
+    n = 4
+    x0 = jnp.zeros((n, 1))
+    A, B = jnp.full((n, 1), 0.25), jnp.linspace(-1.0, 2.0, n)[:, None]
+    ts = np.linspace(0.0, 10.0, 11)
+    kw = dict(save=True, quad=False)
+    field = lambda t, x, a: a["k"] * (1.0 - x)  # noqa: E731
+    args = {"k": jnp.full((n, 1), 0.3)}
+    plain = ode.integrate(x0, field, args, ts, jnp.full((n, 1), 10.0), **kw)
+    mapped = ode.integrate(x0, field, args, ts, jnp.full((n, 1), 10.0), save_map=(A, B), **kw)
+    np.testing.assert_allclose(
+        np.asarray(mapped["buf"])[:, 0], np.asarray(A + B * plain["buf"][:, 0]), rtol=1e-15
+    )
+    lean = ode.integrate(x0, field, args, ts, jnp.full((n, 1), 10.0), save_map=(A, B),
+                         save=False, quad=False)  # fmt: skip
+    np.testing.assert_allclose(
+        np.asarray(lean["zmin"])[:, 0], np.asarray(mapped["buf"])[:, 0].min(axis=1), rtol=1e-15
+    )

@@ -44,6 +44,11 @@ KNIFE_TOL = 1e-12
 CLAIM_NA = -1
 #: where the models are documented (cited by messages, legends, cube attributes)
 DOCS = "docs/models.md"
+#: The documented range of every positive magnitude of the models (relative and raw
+#: productivities, cluster gains, cluster sizes, labour): the kernels compute them
+#: accurately there (no product or ratio of a few of them overflows, none underflows
+#: to a subnormal, which XLA flushes to 0).
+MAGNITUDE = (1e-6, 1e6)
 
 
 # ------------------------------------------------------------------- array namespace
@@ -104,7 +109,11 @@ class Param:
     setting that shapes the cube (one value only); ``setting``: not an economic
     parameter (excluded from boundary evaluation and figure captions).
     ``aliases`` are other config names for the same parameter; ``example`` a typical
-    value (starter configs).
+    value (starter configs). ``floor``: the least value other than a closed ``lo``
+    itself that the kernels compute accurately; values strictly between ``lo`` and
+    ``floor`` are refused too (``r_j`` in ``(0, 1e-6)``; a rate in ``(0, 1e-12)``).
+    ``[floor, hi]`` (with ``lo`` if closed) is the parameter's documented range
+    (:meth:`bounds_text`), checked by :func:`range_problems`.
     """
 
     name: str
@@ -123,6 +132,7 @@ class Param:
     aliases: tuple[str, ...] = ()
     hint: str = ""
     example: float | None = None  # a typical value, for starter configs (`marshall new`)
+    floor: float | None = None
 
     @property
     def per_sector(self) -> bool:
@@ -154,12 +164,16 @@ class Param:
         return {"long_name": sub(self.meaning), "symbol": sub(self.symbol), "units": self.units}
 
     def bounds_text(self) -> str:
+        """The documented range: ``(1, 1e+06]``, ``[1e-06, 1e+06]``, ``0 or [1e-12, 10]``."""
         lo = "-inf" if self.lo is None else f"{self.lo:g}"
         hi = "inf" if self.hi is None else f"{self.hi:g}"
         left = "(" if self.lo_open or self.lo is None else "["
         right = ")" if self.hi_open or self.hi is None else "]"
         if self.allow_inf and self.hi is None:
             right = "]"
+        if self.floor is not None:
+            zero = "" if self.lo_open or self.lo is None else f"{lo} or "
+            return f"{zero}[{self.floor:g}, {hi}{right}"
         return f"{left}{lo}, {hi}{right}"
 
 
@@ -435,6 +449,17 @@ class Model:
     #: what a reader of the claims should know (e.g. where they are expected to fail)
     claims_note: str = ""
 
+    def __post_init__(self):
+        # every model's documented ranges are checked, whatever its own check does
+        own = getattr(self.check, "own", self.check)
+
+        def check(values, given, J, _own=own, _params=self.params):
+            out = range_problems(_params, values, given, J)
+            return out + (list(_own(values, given, J)) if _own is not None else [])
+
+        check.own = own
+        object.__setattr__(self, "check", check)
+
     # ---- derived
     @property
     def doc(self) -> str:
@@ -501,6 +526,47 @@ def need_relative_productivity(given: set[str], J: int) -> list[tuple[str, str]]
     return out
 
 
+def range_problems(params, values, given: set[str], J: int) -> list[tuple[str, str]]:
+    """Values outside a parameter's documented range (:attr:`Param.floor`) and relative
+    productivities ``r_j = lam_jS / lam_jN`` outside :data:`MAGNITUDE`, for the config
+    check (``values(names)``: the grid's corners; an axis's values rise, so its
+    extremes are its ends). Run as part of every model's ``check``
+    (:class:`Model`); the bounds ``lo``/``hi`` themselves are checked before."""
+    out = []
+    by_name = {}
+    for name in sorted(given):
+        for p in params:
+            hit = p.match(name, J)
+            if hit is not None:
+                by_name[name] = (p, hit[1])
+                break
+    for name, (p, j) in by_name.items():
+        if p.floor is None:
+            continue
+        v = np.asarray(values([name])[name], dtype=np.float64)
+        at_lo = (v == p.lo) if (p.lo is not None and not p.lo_open) else np.zeros(v.shape, bool)
+        bad = (v < p.floor) & ~at_lo
+        if np.any(bad):
+            meaning = p.meaning.replace("{j}", str(j)) if j else p.meaning
+            zero = f"{p.lo:g} or " if p.lo is not None and not p.lo_open else ""
+            out.append((f"params.{name}", f"{meaning} must be {zero}>= {p.floor:g} (its "
+                        f"documented range is {p.bounds_text()}, where the kernels are "
+                        f"accurate); got {float(v[bad][0]):g}"))  # fmt: skip
+    if any(p.name == "lam_{j}S" for p in params):
+        lo, hi = MAGNITUDE
+        for j in range(1, J + 1):
+            S, N = f"lam_{j}S", f"lam_{j}N"
+            if S in given and N in given:
+                v = values([S, N])
+                r = v[S] / v[N]
+                if np.any((r < lo) | (r > hi)):
+                    out.append((f"params.{S}", f"r_{j} = lam_{j}S / lam_{j}N must be in "
+                                f"[{lo:g}, {hi:g}] (the documented range of relative "
+                                f"productivities); it is {float(r.min()):g} to "
+                                f"{float(r.max()):g} over the grid"))  # fmt: skip
+    return out
+
+
 def need(name: str, alternatives: str) -> tuple[str, str]:
     return (f"params.{name}", f"missing: {alternatives}")
 
@@ -525,9 +591,11 @@ def per_sector(p: Mapping[str, np.ndarray], pattern: str, J: int, scalar: str | 
 #: ``r_j`` and its alternative ``lam_jS``, ``lam_jN`` (every model has them)
 PRODUCTIVITY = (
     Param("r_{j}", "South's productivity relative to North's in sector {j} (lam_{j}S/lam_{j}N)",
-          "r_{{j}}", lo=0.0, example=1.0),
-    Param("lam_{j}S", "South's raw productivity in sector {j}", "\\lambda_{{j}S}", lo=0.0),
-    Param("lam_{j}N", "North's raw productivity in sector {j}", "\\lambda_{{j}N}", lo=0.0),
+          "r_{{j}}", lo=0.0, floor=MAGNITUDE[0], hi=MAGNITUDE[1], example=1.0),
+    Param("lam_{j}S", "South's raw productivity in sector {j}", "\\lambda_{{j}S}", lo=0.0,
+          floor=MAGNITUDE[0], hi=MAGNITUDE[1], example=1.0),
+    Param("lam_{j}N", "North's raw productivity in sector {j}", "\\lambda_{{j}N}", lo=0.0,
+          floor=MAGNITUDE[0], hi=MAGNITUDE[1], example=1.0),
 )  # fmt: skip
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._spec import (
+    MAGNITUDE,
     PRODUCTIVITY,
     Margins,
     Model,
@@ -117,6 +118,7 @@ MODEL = Model(
             "North's gain from a full cluster in sector {j} (sets the price)",
             "\\theta_{{j}N}",
             lo=1.0,
+            hi=MAGNITUDE[1],
             aliases=("theta_{j}",),
             example=2.0,
             hint=" (theta <= 1 means clustering loses productivity)",
@@ -126,6 +128,8 @@ MODEL = Model(
             "South's gain from coordinating in sector {j}",
             "\\theta_{{j}S}",
             lo=0.0,
+            floor=MAGNITUDE[0],
+            hi=MAGNITUDE[1],
             example=2.0,
         ),
     ),  # fmt: skip

@@ -17,15 +17,21 @@ full cluster (``s = 1``) ``x_j -> 1``. While ``x <= 1`` and ``s`` is constant th
 equation is logistic: ``q = eps + g (s - 1)``, ``K = q / eps``,
 ``x(t) = K / (1 + (K / x_0 - 1) e^{-q t})``.
 
-Parameters (per sector ``j = 1..J`` unless said otherwise)
+Parameters (per sector ``j = 1..J`` unless said otherwise), with their documented
+ranges (the config's; the kernel flags a point outside as invalid input):
 
-* ``r_j > 0``: South's raw productivity relative to North, ``lam_jS / lam_jN``;
-* ``theta_j > 0`` (the paper: ``> 1``): static gain from a full cluster;
-* ``g_j >= 0``: learning-by-doing rate; ``eps_j >= 0``: spillover rate
-  (``eps_j <= g_j`` gives ``a_hat_j = 0``);
-* ``rho > 0`` (per point): discount rate of the present-value gain;
-* ``Tc >= 0`` (per point): coordination ramp, ``s(t) = min(1, t / Tc)``
-  (``Tc = 0``: ``s = 1`` from ``t = 0``).
+* ``r_j`` in ``[1e-6, 1e6]``: South's raw productivity relative to North,
+  ``lam_jS / lam_jN``;
+* ``theta_j`` in ``(1, 1e6]`` (the kernel: ``[1e-6, 1e6]``): static gain from a full
+  cluster;
+* ``g_j`` in ``[1e-12, 10]`` per year (the kernel: also 0): learning-by-doing rate;
+  ``eps_j`` likewise: spillover rate (``eps_j <= g_j`` gives ``a_hat_j = 0``);
+  ``eps_j T <= 1000``;
+* ``rho`` in ``[1e-6, 1e6]`` per year (per point): discount rate of the
+  present-value gain;
+* ``Tc`` 0 or in ``[1e-6, 1e4]`` years (per point): coordination ramp,
+  ``s(t) = min(1, t / Tc)`` (``Tc = 0``: ``s = 1`` from ``t = 0``); ``T`` in
+  ``[1e-3, 1e4]`` years, ``n_time`` in ``[2, 100001]``.
 
 This file holds the economics only; the ODE solver is :mod:`pipeline._ode`, which
 knows nothing of wages (the vector field, the wage's multiplier and the discount rate
@@ -71,6 +77,7 @@ import numpy as np
 
 from ._spec import (
     EQUILIBRIUM_OUTPUTS,
+    MAGNITUDE,
     NUMPY,
     PRODUCTIVITY,
     Claim,
@@ -112,8 +119,9 @@ STATUS_TEXT = {
     "breakeven_kappa NaN",
     Status.A_HAT_K_ZERO: "a_hat_k = 0: x_k(0) = 0 is a rest point, x_k stays 0 (half_life, "
     "t99 NaN)",
-    Status.INVALID_INPUT: "invalid input (non-finite, r or theta <= 0, g or eps < 0, rho <= 0, "
-    "Tc < 0): all outputs NaN, path_feasible False",
+    Status.INVALID_INPUT: "invalid input, outside the documented range (r, theta in [1e-6, "
+    "1e6]; g, eps 0 or in [1e-12, 10]; rho in [1e-6, 1e6]; Tc 0 or in [1e-6, 1e4]; T in "
+    "[1e-3, 1e4]; eps T <= 1e3; NaN): all outputs NaN, path_feasible False",
 }
 #: ``{0: "ok", 1: ..., 2: ...}``
 STATUS = {0: "ok"} | {int(k): v for k, v in STATUS_TEXT.items()}
@@ -126,6 +134,30 @@ INVALID = int(Status.INVALID_INPUT)
 
 #: ``transition`` pads smaller batches to this many points (see there).
 _MIN_ROWS = 8
+
+#: Documented ranges (MODEL's Param table, docs/models.md#dynamic-parameters), over
+#: which the kernel is accurate (tests/test_dynamic.py's property test); a point
+#: outside is INVALID_INPUT. ``r``, ``theta``: :data:`MAGNITUDE`; rates ``g``,
+#: ``eps``: 0 or in RATE_RANGE (per year; a smaller one would underflow to
+#: subnormals, which XLA flushes to 0); ``rho``; ``Tc``: 0 or in TC_RANGE (years);
+#: ``T`` (years) and ``n_time`` bound in the config.
+RATE_RANGE = (1e-12, 10.0)
+RHO_RANGE = (1e-6, 1e6)
+TC_RANGE = (1e-6, 1e4)
+T_RANGE = (1e-3, 1e4)
+N_TIME_MAX = 100_001
+#: at most this many spillover times ``1 / eps`` in the horizon: ``eps T <= EPS_T_MAX``.
+#: Near its limit the path is stiff for an explicit solver (rate ``-eps``), whose
+#: steps are then held at ~3 / eps: ~0.4 steps per unit of ``eps T`` on top of the
+#: transient's few hundred, ~1,100 steps in all at the bound (budget: 4,096).
+EPS_T_MAX = 1000.0
+_DEFAULT_T = 400.0
+#: :func:`transition`'s tolerances on its variable ``e`` (:func:`_gap_form`, ``e(0) =
+#: 0``): ``atol + rtol |e|`` with ``atol = ATOL_E`` times :func:`_early_scale` (1 but for
+#: a large ``rho``) and ``rtol = _ode.RTOL``: relative to ``1 + |e|``, i.e. to ``x`` or
+#: to the initial gap ``1 - a_hat``, and where ``rho`` is large also to ``e`` itself
+#: at ``t ~ 1 / rho``, where the discounted gain is made.
+ATOL_E = 3e-10
 
 CLAIMS_LIST = (
     Claim("1", "B1 and C1 exist in steady state; no Bj with j > 1 exists"),
@@ -175,7 +207,9 @@ def a_hat(g, eps, ops=None):
     xp = ops.xp
     g, eps = xp.asarray(g, xp.float64), xp.asarray(eps, xp.float64)
     pos = eps > g
-    return xp.where(pos, 1.0 - ops.ratio(g, xp.where(pos, eps, 1.0)), 0.0)
+    # (eps - g) / eps, not 1 - g / eps: to 2 ulp relative even where a_hat is tiny
+    # (eps - g is exact where g / eps is in [1/2, 2])
+    return xp.where(pos, ops.ratio(eps - g, xp.where(pos, eps, 1.0)), 0.0)
 
 
 def ramp(t, Tc):
@@ -237,6 +271,97 @@ def _weight(t, w):
     """The wage's multiplier ``theta_kS(t)`` (affine in ``t`` between the ramp's kinks):
     ``w_k(t) = r_k x_k(t) theta_kS(t) / theta_k``."""
     return theta_S(t, w["Tc"], w["theta"])
+
+
+def _gap_form(g, eps, ah):
+    r"""The variable :func:`transition` integrates, and its crossing levels.
+
+    With ``y = 1 - x`` and ``y_0 = g / eps`` (``= 1 - a_hat``), the transition's path
+    (``x_0 = a_hat``, :func:`vector_field` below 1, where it stays) is written as
+
+    .. math::
+
+        x = \hat a + B e,\quad e(0) = 0,\qquad
+        \dot e = (\hat a + B e)\,(\beta\, s(t) - \varepsilon\, e)
+
+    * ``a_hat >= 1/2``, the gap form: ``e = y / y_0 - 1`` in ``[-1, 0]``,
+      ``B = -y_0``, ``beta = -eps``;
+    * ``a_hat < 1/2``, the level form: ``e = x / a_hat - 1 >= 0``, ``B = a_hat``,
+      ``beta = g / a_hat``
+
+    (both the logistic ``x' = x (eps - g (1 - s) - eps x)``, by ``g = eps y_0``). The
+    solver's tolerances on ``e`` (``atol + rtol |e|`` with ``atol = rtol``, see
+    :func:`transition`) are then relative tolerances on the smaller of ``x`` and
+    ``1 - x``: the gap keeps its relative accuracy when it is 1e-12, ``x`` when
+    ``a_hat`` is. ``a_hat = 0`` (``x`` stays 0) and ``g = 0`` (``x`` stays 1) are
+    frozen (``B = beta = eps = 0``). The field is polynomial in ``e`` (no kink at
+    ``x = 1``: the path never reaches it).
+
+    Levels of ``e`` (``[N, J]`` each): the half-life's ``y = y_0 / 2`` (``-1/2``, or
+    ``y_0 / (2 a_hat)``), and t99's ``x = 0.99`` (``0.01 / y_0 - 1``, or ``0.99 /
+    a_hat - 1``); a level the path meets at ``t = 0`` is ``e = 0`` (time 0: ``g = 0``,
+    or ``a_hat >= 0.99`` for t99); ``a_hat = 0``: 1, never reached. Returns
+    ``(fargs, levels)``, ``fargs`` with ``x0``, ``B``, ``beta``, ``eps``.
+    """
+    import jax.numpy as jnp
+
+    pos = eps > g
+    y0 = jnp.where(pos, g / jnp.where(pos, eps, 1.0), 1.0)
+    gap = ah >= 0.5
+    stuck, top = ah == 0, y0 == 0
+    frozen = stuck | top
+    a1 = jnp.where(stuck, 1.0, ah)
+    B = jnp.where(frozen, 0.0, jnp.where(gap, -y0, ah))
+    beta = jnp.where(frozen, 0.0, jnp.where(gap, -eps, g / a1))
+    half = jnp.where(gap, jnp.where(top, 0.0, -0.5), y0 / (2.0 * a1))
+    t99 = jnp.where(gap, jnp.where(ah >= 0.99, 0.0, jnp.minimum(0.01 / y0 - 1.0, 0.0)),
+                    0.99 / a1 - 1.0)  # fmt: skip
+    half, t99 = (jnp.where(stuck, 1.0, lv) for lv in (half, t99))
+    fargs = dict(x0=ah, B=B, beta=beta, eps=jnp.where(frozen, 0.0, eps))
+    return fargs, (half, t99)
+
+
+def _gap_field(t, e, a):
+    """The field of :func:`_gap_form`: ``e' = (x0 + B e) (beta s(t) - eps e)``."""
+    return (a["x0"] + a["B"] * e) * (a["beta"] * ramp(t, a["Tc"]) - a["eps"] * e)
+
+
+#: :func:`_early_scale`'s margin: ``e`` at ``t ~ 1 / rho`` to ``rtol / _EARLY`` relative
+#: (the discounted gain to ~1e-9, within the 1e-8 aimed at).
+_EARLY = 10.0
+
+
+def _early_scale(fargs, rho, Tc):
+    r"""The size of ``e`` at ``t ~ 1 / rho`` (capped at 1), where the discounted gain of a
+    large ``rho`` lives: ``e ~ |e'(0)| t = a_hat |beta| t`` (``Tc = 0``), or ``~ a_hat
+    |beta| t^2 / (2 Tc)`` on the ramp. :func:`transition`'s absolute tolerance on ``e``
+    is ``rtol`` times this, so ``e`` is relatively accurate there too."""
+    import jax.numpy as jnp
+
+    rate = jnp.abs(fargs["x0"] * fargs["beta"]) / rho
+    ramp_part = jnp.where(Tc > 0, jnp.minimum(1.0, 1.0 / (2.0 * rho * jnp.where(Tc > 0, Tc, 1.0))),
+                          1.0)  # fmt: skip
+    return jnp.clip(_EARLY * rate * ramp_part, 1e-20, 1.0)
+
+
+def _in(v, lo, hi):
+    """``lo <= v <= hi`` (False for NaN)."""
+    return (v >= lo) & (v <= hi)
+
+
+def _subnormal(v):
+    """``v`` is a subnormal number, read from its bits (exponent 0, mantissa not): XLA's
+    CPU flushes denormals, so it compares a subnormal input as 0 (``v == 0``)."""
+    import jax
+
+    bits = jax.lax.bitcast_convert_type(v, np.int64)
+    exp0 = (bits & np.int64(0x7FF0000000000000)) == 0
+    return exp0 & ((bits & np.int64(0x000FFFFFFFFFFFFF)) != 0)
+
+
+def _rate_ok(v):
+    """A rate ``g`` or ``eps`` in its documented range: 0, or in ``RATE_RANGE``."""
+    return ~_subnormal(v) & ((v == 0) | _in(v, *RATE_RANGE))
 
 
 def _kinks(Tc, T):
@@ -410,30 +535,36 @@ def transition(
 
         \mathrm{pv\_gain}_k = \rho \int_0^\infty e^{-\rho t}\Bigl(\frac{w_k(t)}{w_B}
             - 1\Bigr) dt
-          = \rho c_k \int_0^T e^{-\rho t} x_k \theta_{kS}\,dt
-            + e^{-\rho T} c_k x_k(T) \theta_{kS}(T) - 1,\quad
-          c_k = \frac{r_k}{\theta_k w_B}
+          = (\mathrm{jump}_k - 1) + \int_0^T e^{-\rho t} \frac{w_k'(t)}{w_B} dt
 
-    (``w_k`` held at ``w_k(T)`` beyond ``T``; the integral by Gauss-Legendre on the
-    solver's dense output of every step). ``half_life_k``: first ``t`` with
-    ``1 - x_k(t) = (1 - a_hat_k) / 2``; ``t99_k``: first ``t`` with
-    ``x_k(t) >= 0.99`` (``x_k(inf) = 1``); both solved by Newton on the dense
-    output, so accurate to solver tolerance whatever ``n_time``; NaN if not reached
-    by ``T``. ``path_feasible_k``: ``Ck`` is an equilibrium at every saved time,
+    (by parts; ``w_k`` held at ``w_k(T)`` beyond ``T``). The last integral is a sum
+    of non-negative terms, no cancellation whatever ``rho`` (see the code): the
+    ramp's ``int e^{-rho t} theta_kS'`` in closed form, and ``int e^{-rho t} (e
+    theta_kS)'`` (:func:`_gap_form`) from the derivative of the solver's dense output
+    of every step, exact in the discount for any ``rho h``
+    (:func:`pipeline._ode._exp_moments`). ``half_life_k``:
+    first ``t`` with ``1 - x_k(t) = (1 - a_hat_k) / 2``; ``t99_k``: first ``t`` with
+    ``x_k(t) >= 0.99`` (``x_k(inf) = 1``), 0 where ``a_hat_k >= 0.99``; both solved
+    by Newton on the dense output, so accurate to solver tolerance whatever
+    ``n_time``; NaN if not reached by ``T``. ``path_feasible_k``: ``Ck`` is an equilibrium at every saved time,
     ``r_m a_hat_m / theta_m <= w_k(t)`` for all ``m != k``; with ``Tc > 0`` the
     path starts at ``w_k(0) = r_k a_hat_k / theta_k`` (no cluster yet), so this
     asks for ``Bk``-like dominance at ``t = 0``. ``breakeven_kappa = pv_gain / rho``
     (Bastable: a policy costing ``kappa`` years of baseline income passes iff
     ``kappa <= breakeven_kappa``).
 
-    Numerics (:func:`pipeline._ode.integrate`): adaptive Tsit5 with diffrax's PID controller,
-    steps clipped to ``Tc``, where the ramp has its kink. Every point is its own
+    Numerics (:func:`pipeline._ode.integrate`): adaptive Tsit5 with diffrax's PID
+    controller on the variable of :func:`_gap_form` (relative accuracy in both ``x``
+    and the gap ``1 - x``), steps clipped to ``Tc``, where the ramp has its kink;
+    accurate to 1e-8 over the documented ranges (tests/test_dynamic_accuracy.py). Every point is its own
     system (its ``J`` targets share its steps, error in the max-norm over them), the
     points advanced together in one vectorised loop: a point's results are the same
     bit for bit whatever batch or chunk it is solved in, so a sweep's cube does not
     depend on its chunking. No exception ever: failures are ``status``
-    bits (:class:`Status`); invalid points are replaced by harmless values before the
-    solve. ``a_hat_1 = 0`` (``w_B = 0``): the ratios to ``w_B`` (``jump``,
+    bits (:class:`Status`); invalid points (outside the documented ranges:
+    :data:`MAGNITUDE`, :data:`RATE_RANGE`, :data:`RHO_RANGE`, :data:`TC_RANGE`,
+    :data:`T_RANGE`, ``eps T <= EPS_T_MAX``; subnormal numbers, which XLA reads as 0,
+    included) are replaced by harmless values before the solve, bit 32. ``a_hat_1 = 0`` (``w_B = 0``): the ratios to ``w_B`` (``jump``,
     ``pv_gain``, ``breakeven_kappa``) are NaN, bit 8. ``a_hat_k = 0``: ``x_k`` stays
     0, ``w_k = 0``, bits 16 | 1 | 2.
 
@@ -452,7 +583,7 @@ def transition(
     ops = jax_ops()
     ratio, barrier = ops.ratio, ops.barrier
     rtol = _ode.RTOL if rtol is None else rtol
-    atol = _ode.ATOL if atol is None else atol
+    atol = ATOL_E if atol is None else atol
     max_steps = _ode.MAX_STEPS if max_steps is None else max_steps
     r, theta, g, eps = (jnp.asarray(a, f64) for a in (r, theta, g, eps))
     rho, Tc = jnp.asarray(rho, f64), jnp.asarray(Tc, f64)
@@ -470,16 +601,11 @@ def transition(
         return {k: v[:N] for k, v in out.items()}
     ts = np.linspace(0.0, float(T), int(n_time))
 
-    finite = jnp.all(
-        jnp.isfinite(r) & jnp.isfinite(theta) & jnp.isfinite(g) & jnp.isfinite(eps), axis=1
-    )
-    valid = (
-        finite
-        & jnp.all((r > 0) & (theta > 0) & (g >= 0) & (eps >= 0), axis=1)
-        & jnp.isfinite(rho)
-        & (rho > 0)
-        & (Tc >= 0)
-    )
+    valid = jnp.all(
+        _in(r, *MAGNITUDE) & _in(theta, *MAGNITUDE) & _rate_ok(g) & _rate_ok(eps), axis=1
+    ) & _in(rho, *RHO_RANGE) & ~_subnormal(Tc) & ((Tc == 0) | _in(Tc, *TC_RANGE))  # fmt: skip
+    valid = valid & (jnp.max(eps, axis=1) * float(T) <= EPS_T_MAX)
+    valid = valid & (T_RANGE[0] <= float(T) <= T_RANGE[1])
     v2 = valid[:, None]
     r = jnp.where(v2, r, 1.0)
     theta = jnp.where(v2, theta, 2.0)
@@ -493,17 +619,32 @@ def transition(
     base_ok = w_B > 0
     c = ratio(r, barrier(theta * jnp.where(base_ok, w_B, 1.0)))  # r_k / (theta_k w_B)
     T_ = ts[-1]
-    levels = (0.5 * (1.0 + ah), jnp.full_like(ah, 0.99))
+    # the solved variable e (_gap_form): x = a_hat + B e, e(0) = 0; its error judged
+    # relative to max(|e|, scale) (scale 1, or smaller for a large rho), and the first
+    # step chosen as for 1 + e
+    fargs, levels = _gap_form(g, eps, ah)
+    B = fargs["B"]
+    wargs = dict(Tc=Tc1, theta=theta)
+    atol_e = atol * _early_scale(fargs, rho1, Tc1)
     out = _ode.integrate(
-        ah, _rhs, dict(g=g, eps=eps, Tc=Tc1), ts, _kinks(Tc1, T_), levels,
-        weight=_weight, wargs=dict(Tc=Tc1, theta=theta), rho=rho1, valid=v2, kink_at=1.0,
-        save=save_paths, quad=True, rtol=rtol, atol=atol, max_steps=max_steps,
-        trim=not pad_paths,
+        jnp.zeros_like(ah), _gap_field, dict(fargs, Tc=Tc1), ts, _kinks(Tc1, T_), levels,
+        weight=_weight, wargs=wargs, rho=rho1, valid=v2, save_map=(ah, B),
+        init_shift=jnp.ones_like(ah), save=save_paths, quad="rate", rtol=rtol, atol=atol_e,
+        max_steps=max_steps, trim=not pad_paths,
     )  # fmt: skip
 
-    z_T = out["x"] * theta_S(T_, Tc1, theta)
-    pv = rho1 * c * out["V"] + jnp.exp(-rho1 * T_) * c * z_T - 1.0
-    jump = c * (ah * theta_S(0.0, Tc1, theta))
+    # pv_gain = (jump - 1) + D, by parts D = int_0^T e^{-rho t} w'(t) / w_B dt: with
+    # w / w_B = c (a_hat + B e) theta_S, D = c (a_hat Phi + B V), Phi = int_0^T e^{-rho t}
+    # theta_S' dt (closed form), V = int_0^T e^{-rho t} (e theta_S)' dt (the solver's,
+    # quad="rate"): a sum of non-negative terms, no cancellation whatever rho
+    th0 = theta_S(0.0, Tc1, theta)
+    jump = c * (ah * th0)
+    tau = jnp.minimum(Tc1, T_)
+    ramp_on = Tc1 > 0
+    Tc_1 = jnp.where(ramp_on, Tc1, 1.0)
+    Phi = jnp.where(ramp_on, (theta - 1.0) * (-jnp.expm1(-rho1 * tau) / rho1 / Tc_1), 0.0)
+    D = c * (ah * Phi + B * out["V"])
+    pv = (jump - 1.0) + D
     half_life, t99 = out["cross"]
     b = ratio(barrier(r * ah), theta)  # r_m a_hat_m / theta_m
     other = ~jnp.eye(J, dtype=bool)
@@ -573,6 +714,22 @@ def requires(given: set[str], J: int) -> list[tuple[str, str]]:
                 need(base, f"give {base} (all sectors) or every {base}_j; missing {missing}")
             )
     return out
+
+
+def check(values, given: set[str], J: int) -> list[tuple[str, str]]:
+    """``eps_j T <= EPS_T_MAX`` over the whole grid (its corners)."""
+    names = ["eps"] if "eps" in given else [f"eps_{j}" for j in range(1, J + 1) if
+                                            f"eps_{j}" in given]  # fmt: skip
+    if not names:
+        return []
+    T = float(values(["T"])["T"][0]) if "T" in given else _DEFAULT_T
+    eps = max(float(np.max(values([n])[n])) for n in names)
+    if eps * T > EPS_T_MAX:
+        field = "params.T" if "T" in given else f"params.{names[0]}"
+        return [(field, f"eps T must be <= {EPS_T_MAX:g} (the horizon at most {EPS_T_MAX:g} "
+                 f"spillover times 1/eps, which the solver's step budget covers); it is "
+                 f"{eps:g} x {T:g} = {eps * T:g}: shorten T or lower eps")]  # fmt: skip
+    return []
 
 
 def _static(spec) -> dict:
@@ -646,31 +803,61 @@ MODEL = Model(
     + (
         THETA,
         Param(
-            "g", "learning-by-doing rate (all sectors)", "g", lo=0.0, units="year-1", example=0.02
+            "g",
+            "learning-by-doing rate (all sectors)",
+            "g",
+            lo=0.0,
+            floor=RATE_RANGE[0],
+            hi=RATE_RANGE[1],
+            units="year-1",
+            example=0.02,
         ),
         Param(
             "eps",
             "strength of international spillovers (all sectors)",
             "\\varepsilon",
             lo=0.0,
+            floor=RATE_RANGE[0],
+            hi=RATE_RANGE[1],
             units="year-1",
             example=0.05,
         ),
-        Param("g_{j}", "learning-by-doing rate in sector {j}", "g_{{j}}", lo=0.0, units="year-1"),
+        Param(
+            "g_{j}",
+            "learning-by-doing rate in sector {j}",
+            "g_{{j}}",
+            lo=0.0,
+            floor=RATE_RANGE[0],
+            hi=RATE_RANGE[1],
+            units="year-1",
+        ),
         Param(
             "eps_{j}",
             "international spillovers in sector {j}",
             "\\varepsilon_{{j}}",
             lo=0.0,
+            floor=RATE_RANGE[0],
+            hi=RATE_RANGE[1],
             units="year-1",
         ),
-        Param("rho", "discount rate", "\\rho", lo=0.0, default=0.05, units="year-1"),
+        Param(
+            "rho",
+            "discount rate",
+            "\\rho",
+            lo=0.0,
+            floor=RHO_RANGE[0],
+            hi=RHO_RANGE[1],
+            default=0.05,
+            units="year-1",
+        ),
         Param(
             "T",
             "horizon of the transition",
             "T",
             lo=0.0,
-            default=400.0,
+            floor=T_RANGE[0],
+            hi=T_RANGE[1],
+            default=_DEFAULT_T,
             sweep=False,
             setting=True,
             units="year",
@@ -681,6 +868,7 @@ MODEL = Model(
             "n_{time}",
             lo=2.0,
             lo_open=False,
+            hi=float(N_TIME_MAX),
             default=401.0,
             sweep=False,
             integer=True,
@@ -692,6 +880,8 @@ MODEL = Model(
             "T_c",
             lo=0.0,
             lo_open=False,
+            floor=TC_RANGE[0],
+            hi=TC_RANGE[1],
             default=0.0,
             units="year",
         ),
@@ -700,6 +890,7 @@ MODEL = Model(
     claims_list=CLAIMS_LIST,
     inputs=inputs,
     requires=requires,
+    check=check,
     economy=economy,
     claims=claims,
     outputs=OUTPUTS,

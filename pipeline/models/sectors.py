@@ -43,6 +43,7 @@ import numpy as np
 
 from ._spec import (
     KNIFE_TOL,
+    MAGNITUDE,
     PRODUCTIVITY,
     Claim,
     Margins,
@@ -64,7 +65,8 @@ SECTOR_CLAIMS = (
     Claim("5", "where Ck does not exist, w_Ck < w_B1"),
 )
 
-THETA = Param("theta_{j}", "gain from a full cluster in sector {j}", "\\theta_{{j}}", lo=1.0, example=2.0,
+THETA = Param("theta_{j}", "gain from a full cluster in sector {j}", "\\theta_{{j}}", lo=1.0,
+              hi=MAGNITUDE[1], example=2.0,
               hint=" (theta <= 1 means clustering loses productivity)")  # fmt: skip
 
 
@@ -352,6 +354,8 @@ MODES = Model(
             "labour at which the cluster in sector {j} is complete",
             "\\bar L_{{j}}",
             lo=0.0,
+            floor=MAGNITUDE[0],
+            hi=MAGNITUDE[1],
             example=6.0,
         ),
         Param(
@@ -359,13 +363,27 @@ MODES = Model(
             "productivity of the modern technology with no cluster",
             "\\beta",
             lo=0.0,
+            floor=MAGNITUDE[0],
             hi=1.0,
             hi_open=True,
             example=0.5,
         ),
-        Param("alpha", "strength of the clustering externality", "\\alpha", lo=0.0, example=0.25),
         Param(
-            "L_S", "South's labour force (inf: scale never binds)", "L_S", lo=0.0, allow_inf=True
+            "alpha",
+            "strength of the clustering externality",
+            "\\alpha",
+            lo=0.0,
+            floor=MAGNITUDE[0],
+            hi=MAGNITUDE[1],
+            example=0.25,
+        ),
+        Param(
+            "L_S",
+            "South's labour force (inf: scale never binds)",
+            "L_S",
+            lo=0.0,
+            floor=MAGNITUDE[0],
+            allow_inf=True,
         ),
     ),  # fmt: skip
     labels=lambda J: labels(J, mixed=True),

@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._spec import (
+    MAGNITUDE,
     PRODUCTIVITY,
     Claim,
     Margins,
@@ -215,13 +216,35 @@ MODEL = Model(
             "gain from a full cluster in good 2",
             "\\theta",
             lo=1.0,
+            hi=MAGNITUDE[1],
             example=2.0,
             hint=" (theta <= 1 means clustering loses productivity)",
         ),
-        Param("alpha", "strength of the clustering externality", "\\alpha", lo=0.0, example=0.5),
-        Param("Lbar", "labour at which the cluster is complete", "\\bar L", lo=0.0, example=2.0),
         Param(
-            "L_S", "South's labour force (inf: scale never binds)", "L_S", lo=0.0, allow_inf=True
+            "alpha",
+            "strength of the clustering externality",
+            "\\alpha",
+            lo=0.0,
+            floor=MAGNITUDE[0],
+            hi=MAGNITUDE[1],
+            example=0.5,
+        ),
+        Param(
+            "Lbar",
+            "labour at which the cluster is complete",
+            "\\bar L",
+            lo=0.0,
+            floor=MAGNITUDE[0],
+            hi=MAGNITUDE[1],
+            example=2.0,
+        ),
+        Param(
+            "L_S",
+            "South's labour force (inf: scale never binds)",
+            "L_S",
+            lo=0.0,
+            floor=MAGNITUDE[0],
+            allow_inf=True,
         ),
     ),  # fmt: skip
     labels=lambda J=2: list(LABELS),
