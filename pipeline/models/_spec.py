@@ -599,6 +599,15 @@ PRODUCTIVITY = (
 )  # fmt: skip
 
 
+#: the clustering externality's strength and South's labour force (the static models
+#: with a cluster size, ``standard`` and ``modes``); ``dataclasses.replace`` for another
+#: ``example``
+ALPHA = Param("alpha", "strength of the clustering externality", "\\alpha", lo=0.0,
+              floor=MAGNITUDE[0], hi=MAGNITUDE[1], example=0.5)  # fmt: skip
+LABOUR_FORCE = Param("L_S", "South's labour force (inf: scale never binds)", "L_S", lo=0.0,
+                     floor=MAGNITUDE[0], allow_inf=True)  # fmt: skip
+
+
 def int_flag_attrs(flags: type[enum.IntFlag]) -> dict[str, Any]:
     """CF ``flag_masks``/``flag_meanings`` (and the texts) of an IntFlag of status bits."""
     members = [m for m in flags if m.value]

@@ -39,10 +39,14 @@ Lbar_j``) and the point is not knife-edge (:func:`sector_claims`, shared with th
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ._spec import (
+    ALPHA,
     KNIFE_TOL,
+    LABOUR_FORCE,
     MAGNITUDE,
     PRODUCTIVITY,
     Claim,
@@ -368,23 +372,8 @@ MODES = Model(
             hi_open=True,
             example=0.5,
         ),
-        Param(
-            "alpha",
-            "strength of the clustering externality",
-            "\\alpha",
-            lo=0.0,
-            floor=MAGNITUDE[0],
-            hi=MAGNITUDE[1],
-            example=0.25,
-        ),
-        Param(
-            "L_S",
-            "South's labour force (inf: scale never binds)",
-            "L_S",
-            lo=0.0,
-            floor=MAGNITUDE[0],
-            allow_inf=True,
-        ),
+        dataclasses.replace(ALPHA, example=0.25),
+        LABOUR_FORCE,
     ),  # fmt: skip
     labels=lambda J: labels(J, mixed=True),
     claims_list=SECTOR_CLAIMS,

@@ -33,6 +33,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._spec import (
+    ALPHA,
+    LABOUR_FORCE,
     MAGNITUDE,
     PRODUCTIVITY,
     Claim,
@@ -220,15 +222,7 @@ MODEL = Model(
             example=2.0,
             hint=" (theta <= 1 means clustering loses productivity)",
         ),
-        Param(
-            "alpha",
-            "strength of the clustering externality",
-            "\\alpha",
-            lo=0.0,
-            floor=MAGNITUDE[0],
-            hi=MAGNITUDE[1],
-            example=0.5,
-        ),
+        ALPHA,
         Param(
             "Lbar",
             "labour at which the cluster is complete",
@@ -238,14 +232,7 @@ MODEL = Model(
             hi=MAGNITUDE[1],
             example=2.0,
         ),
-        Param(
-            "L_S",
-            "South's labour force (inf: scale never binds)",
-            "L_S",
-            lo=0.0,
-            floor=MAGNITUDE[0],
-            allow_inf=True,
-        ),
+        LABOUR_FORCE,
     ),  # fmt: skip
     labels=lambda J=2: list(LABELS),
     claims_list=(
