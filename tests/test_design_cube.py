@@ -151,3 +151,4 @@ def test_cli_sensitivity_discover_and_phase_scatter(tmp_path):
     assert (tmp_path / "f" / "phase.png").stat().st_size > 5000
     r = CliRunner().invoke(app, ["explore", str(spec.output), "--html", str(tmp_path / "e.html")])
     assert r.exit_code == 2 and not (tmp_path / "e.html").exists()
+    assert "sampled design" in r.output and "marshall plot" in r.output, r.output

@@ -182,6 +182,13 @@ class Cube:
         self.free = [d for d in self.params if d not in self.fixed_idx]
         #: dims a code line names: longer than 1, or held with ``at``
         self.call_dims = [d for d in self.params if ds.sizes[d] > 1 or d in (at or {})]
+        if "sample" in ds.dims:  # a design, not a grid: no map to draw
+            raise ExploreError(
+                "the explorer draws maps over a grid; this cube is a sampled design "
+                f"({ds.sizes['sample']:,} samples, no grid): draw it with `marshall plot "
+                "CUBE phase` (a scatter over two sampled parameters) or analyse it with "
+                "`marshall sensitivity` / `marshall discover`"
+            )
         if len(self.free) < 2:
             swept = [d for d in self.params if self.sizes[d] > 1]
             raise ExploreError(
