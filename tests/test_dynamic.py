@@ -449,6 +449,12 @@ def test_existence_matches_numpy_reference(J, r, theta, g, eps, common):
     if common:
         g, eps = np.full(J, g[0]), np.full(J, eps[0])
     out = ss(r, theta, g, eps)
+    assert out["claims"].shape == (len(dyn.CLAIMS),)
+    if out["knife_edge"]:
+        # inside the knife band a condition holds with equality (docs/models.md#knife-
+        # edge-points), which the exact comparisons below do not follow (a tie b_1 =
+        # b_2 one ulp apart, e.g. r = (2, 2.5), theta = (2, 2.5), common rates)
+        return
     a = np.where(eps > g, (eps - g) / np.where(eps > g, eps, 1), 0.0)
     C, B, b = corners_np(r, theta, a)
     np.testing.assert_array_equal(out["exists"], np.concatenate([C, B]))

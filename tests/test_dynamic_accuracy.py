@@ -23,6 +23,7 @@ rho int_0^inf e^{-rho t} (w(t) - w(0+)) / w_B dt = int_0^T e^{-rho t} w'(t) / w_
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import jax
 import numpy as np
@@ -152,8 +153,14 @@ def reference(r, theta, g, eps, rho, Tc, T, ts):
             D = c * Dz
             th0 = 1.0
         jump = c * x0[k] * th0
+        # jump - 1 exactly (in rationals) for the float inputs and a_hat: a small
+        # pv_gain (a tie, jump = 1) is then compared with its true value
+        jm1 = float(
+            Fraction(r[k]) * Fraction(x0[k]) * Fraction(th0) * Fraction(theta[0])
+            / (Fraction(theta[k]) * Fraction(r[0]) * Fraction(x0[0])) - 1
+        )  # fmt: skip
         out["jump"][k], out["half_life"][k], out["t99"][k] = jump, half, t99
-        out["D"][k], out["pv_gain"][k] = D, (jump - 1.0) + D
+        out["D"][k], out["pv_gain"][k] = D, jm1 + D
         out["x_path"][k], out["wage_path"][k] = x, r[k] * x * thS / theta[k]
     return out
 
@@ -185,10 +192,12 @@ def check_point(got, ref, eps, T, where=""):
             if not np.isnan(have):
                 assert abs(have - want) <= 1e-8 * want + 1e-10 / eps[k], (msg, key, have, want)
         # pv_gain = (jump - 1) + D: 1e-8 relative, except where it cancels (jump < 1
-        # and D ~ 1 - jump): then to 1e-8 of D; and to rounding of 1 + pv_gain
+        # and D ~ 1 - jump): then to 1e-8 of D; and to the rounding of the two
+        # products whose difference is jump - 1 (a few ulp of jump; no absolute slack
+        # beyond that: a tie, jump = 1 exactly, leaves pv_gain = D to 1e-8 relative)
         want, have = ref["pv_gain"][k], got["pv_gain"][k]
         D, jump = ref["D"][k], ref["jump"][k]
-        tol = 1e-8 * (abs(want) + (D if jump < 1 else 0.0)) + 1e-14 * (1.0 + abs(want))
+        tol = 1e-8 * (abs(want) + (D if jump < 1 else 0.0)) + 4.5e-16 * jump
         assert abs(have - want) <= tol, (msg, "pv_gain", have, want, D)
         kappa = got["breakeven_kappa"][k]
         assert kappa == pytest.approx(have / got["rho"], rel=1e-15), msg
@@ -290,6 +299,58 @@ def test_t99_is_zero_where_the_path_starts_above_the_level(Tc):
         if 1.0 - y >= 0.99:
             assert (out["t99"] == 0.0).all(), (y, out["t99"])
     assert 0 < got[-1]["t99"][0] < (1.0 if Tc == 0 else 21.0)
+
+
+def test_t99_keeps_its_accuracy_just_below_the_level():
+    """``a_hat_k = 0.99 - d`` for ``d`` down to 1e-13: t99 is proportional to ``d``,
+    which the rounding of ``y0 = g / eps`` (or of 0.01 itself) would swamp (it was off
+    by 5e-7 at ``d = 1e-13``); against the closed form ``log1p((100 y0 - 1) / (1 - y0))
+    / eps`` with ``100 y0 - 1`` in exact rationals (a review's reproducers)."""
+    eps = 0.1
+    ds_ = [1e-13, 1e-12, 1e-11, 1e-6]
+    pts = [_point(g=eps * (0.01 + d), eps=eps) for d in ds_]
+    got = run_points(pts, 100.0)
+    for p, out in zip(pts, got, strict=True):
+        g = p["g"][0]
+        y0 = Fraction(g) / Fraction(eps)
+        want = math.log1p(float((100 * y0 - 1) / (1 - y0))) / eps
+        np.testing.assert_allclose(out["t99"], want, rtol=1e-8, err_msg=repr(p))
+        assert (out["status"] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("r", "theta", "g", "eps", "rho", "Tc", "T", "k"),
+    [  # ties (jump = 1 exactly): pv_gain = D, small; once off by up to 3.7e-4
+        ((1.0, 1.0), (1 + 1e-12, 1 + 1e-12), (0.02, 1.0), (0.05, 1 + 1e-7), 1e6, 1.0, 100.0, 0),
+        ((1.0, 1.0), (1 + 1e-12, 1 + 1e-12), (0.02, 1.0), (0.05, 1 + 1e-7), 1e4, 1.0, 100.0, 0),
+        ((1.0, 1.0), (1.000001, 2.0), (0.02, 0.02), (0.05, 0.05), 1e6, 1.0, 100.0, 0),
+        ((2.0, 1.0), (2.0, 3.0), (5e-4, 5e-4), (1e-3, 1e-3), 1e6, 0.0, 1e4, 1),
+        (
+            (2.2033, 0.3251),
+            (1 + 1.3e-11, 1.35),
+            (1e-12, 8.8e-4),
+            (2.39e-3, 1.73e-3),
+            1.351,
+            3.0e-5,
+            1e4,
+            0,
+        ),
+    ],
+)
+def test_a_small_pv_gain_at_a_tie_keeps_its_relative_accuracy(r, theta, g, eps, rho, Tc, T, k):
+    """Where the wage jump is exactly 1 (the baseline target with a ramp; or ``r_k
+    theta_1 = r_1 theta_k`` with common rates) pv_gain is D alone, tiny for a large
+    ``rho`` or ``theta ~ 1``: to 1e-8 relative of the reference (a review found it off
+    by 1e-16 absolute, the rounding of ``jump - 1``, i.e. up to 3.7e-4 relative)."""
+    pt = dict(r=np.array(r), theta=np.array(theta), g=np.array(g), eps=np.array(eps),
+              rho=rho, Tc=Tc)  # fmt: skip
+    out = run_points([pt], T)[0]
+    ts = np.linspace(0.0, T, 21)
+    ref = reference(pt["r"], pt["theta"], pt["g"], pt["eps"], rho, Tc, T, ts)
+    assert ref["jump"][k] == pytest.approx(1.0, rel=1e-15)
+    assert out["status"][k] == 0
+    assert out["pv_gain"][k] == pytest.approx(ref["pv_gain"][k], rel=1e-8, abs=0.0)
+    assert 0 < out["pv_gain"][k] < 1e-8
 
 
 def test_half_life_keeps_its_accuracy_at_small_gaps():

@@ -314,11 +314,49 @@ def _gap_form(g, eps, ah):
     B = jnp.where(frozen, 0.0, jnp.where(gap, -y0, ah))
     beta = jnp.where(frozen, 0.0, jnp.where(gap, -eps, g / a1))
     half = jnp.where(gap, jnp.where(top, 0.0, -0.5), y0 / (2.0 * a1))
-    t99 = jnp.where(gap, jnp.where(ah >= 0.99, 0.0, jnp.minimum(0.01 / y0 - 1.0, 0.0)),
+    # t99's level in the gap form, c / y0 - 1 with c = 0.01, as
+    # (c eps - g) / g with c eps - g exact (an error-free product, and Sterbenz where c
+    # eps ~ g): a path starting just below 0.99 meets it after a time proportional to
+    # that small difference, which the rounding of y0 = g / eps would swamp
+    p, err = _two_product(jnp.full_like(eps, _ONE_PERCENT[0]), eps)
+    g1 = jnp.where(top, 1.0, g)
+    near = _pin(_pin(p - g1) + _pin(err + _ONE_PERCENT[1] * eps)) / g1
+    t99 = jnp.where(gap, jnp.where(ah >= 0.99, 0.0, jnp.minimum(near, 0.0)),
                     0.99 / a1 - 1.0)  # fmt: skip
     half, t99 = (jnp.where(stuck, 1.0, lv) for lv in (half, t99))
     fargs = dict(x0=ah, B=B, beta=beta, eps=jnp.where(frozen, 0.0, eps))
     return fargs, (half, t99)
+
+
+#: the gap ``1 - x`` at t99's level ``x = 0.99``, 0.01 as a double-double ``hi + lo``
+#: (the float nearest 0.01 is 2e-17 relative off, which the crossing time of a path
+#: starting just below 0.99 amplifies by ``g / (0.01 eps - g)``)
+_ONE_PERCENT = (0.01, -2.0816681711721684e-19)
+
+
+def _pin(v):
+    """:func:`jax.lax.optimization_barrier`: XLA computes ``v`` as written (no fused
+    multiply-add across it, which would change which rounding error is kept)."""
+    import jax
+
+    return jax.lax.optimization_barrier(v)
+
+
+def _two_product(a, b):
+    """``(p, err)`` with ``p = fl(a b)`` and ``a b = p + err`` exactly (Dekker's
+    product by Veltkamp's split; every partial product is exact, so a multiply-add
+    that XLA may fuse in changes nothing; the split is pinned by barriers)."""
+
+    def split(v):
+        t = _pin(134217729.0 * v)  # 2^27 + 1
+        hi = _pin(t - _pin(t - v))
+        return hi, v - hi
+
+    p = _pin(a * b)
+    ah, al = split(a)
+    bh, bl = split(b)
+    err = ((_pin(ah * bh - p) + ah * bl) + al * bh) + al * bl
+    return p, err
 
 
 def _gap_field(t, e, a):
@@ -637,14 +675,25 @@ def transition(
     # w / w_B = c (a_hat + B e) theta_S, D = c (a_hat Phi + B V), Phi = int_0^T e^{-rho t}
     # theta_S' dt (closed form), V = int_0^T e^{-rho t} (e theta_S)' dt (the solver's,
     # quad="rate"): a sum of non-negative terms, no cancellation whatever rho
-    th0 = theta_S(0.0, Tc1, theta)
-    jump = c * (ah * th0)
-    tau = jnp.minimum(Tc1, T_)
+    # jump_k = r_k a_k theta_1 / (r_1 a_1 Theta_k), Theta_k = theta_k with a ramp (no
+    # cluster yet at t = 0) and 1 without (theta_S(0) = theta_k cancels); jump - 1 as
+    # (num - den) / den, not from the rounded jump: a small pv_gain at a tie would be
+    # all rounding. The baseline target with a ramp is a tie by construction (jump =
+    # 1): exactly 0 there, whatever XLA fuses (a multiply-add may keep the rounding of
+    # one product of num - den, ~4e-17 for equal products); elsewhere a tie costs a
+    # few ulp of jump (the conditioning of jump - 1 in the inputs)
     ramp_on = Tc1 > 0
+    th0 = jnp.where(ramp_on, 1.0, theta)
+    jump = c * (ah * th0)
+    num = barrier(r * ah) * theta[:, :1]
+    den = barrier(r[:, :1] * ah[:, :1]) * jnp.where(ramp_on, theta, 1.0)
+    jump_m1 = ratio(num - den, jnp.where(base_ok, den, 1.0))
+    jump_m1 = jnp.where(ramp_on & (jnp.arange(J) == 0), 0.0, jump_m1)
+    tau = jnp.minimum(Tc1, T_)
     Tc_1 = jnp.where(ramp_on, Tc1, 1.0)
     Phi = jnp.where(ramp_on, (theta - 1.0) * (-jnp.expm1(-rho1 * tau) / rho1 / Tc_1), 0.0)
     D = c * (ah * Phi + B * out["V"])
-    pv = (jump - 1.0) + D
+    pv = jump_m1 + D
     half_life, t99 = out["cross"]
     b = ratio(barrier(r * ah), theta)  # r_m a_hat_m / theta_m
     other = ~jnp.eye(J, dtype=bool)
