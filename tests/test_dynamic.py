@@ -432,6 +432,17 @@ def test_a_hat_zero_is_a_knife_edge_not_a_crash():
     assert (out["claims"] == -1).all()
 
 
+def test_a_tie_between_baselines_is_a_knife_edge_with_both_existing():
+    """``b_1 = b_2`` (``r = (2, 2.5)``, ``theta = (2, 2.5)``, common rates; computed
+    one ulp apart): inside the knife band both conditions hold with equality, so B1
+    and B2 exist, neither is stable, and the point is flagged (docs/models.md#knife-
+    edge-points; an exact comparison would drop one of them)."""
+    out = ss(np.array([2.0, 2.5]), np.array([2.0, 2.5]), np.full(2, 0.0625), np.full(2, 0.46875))
+    assert out["knife_edge"]
+    assert out["exists"].tolist() == [True, True, True, True]
+    assert out["stable"].tolist() == [True, True, False, False]
+
+
 finite = st.floats(0.05, 5.0, allow_nan=False)
 
 
