@@ -373,8 +373,11 @@ def test_status_codes_and_nan():
         assert (st_[n] == dyn.INVALID).all()
         assert np.isnan(out["pv_gain"][n]).all() and np.isnan(out["x_path"][n]).all()
         assert not out["path_feasible"][n].any()
-    # a_hat = 0.01: t99 (~92 y) and half-life (~46 y) not reached by T = 40
-    assert (st_[5] == dyn.T99_NOT_REACHED | dyn.HALF_LIFE_NOT_REACHED).all()
+    # a_hat = 0.01: t99 (~92 y) and half-life (~46 y) not reached by T = 40; and
+    # r_1 / r_2 = theta_1 with common rates: C2's path starts at B1's wage exactly
+    # (a knife-edge path, feasible)
+    late = dyn.T99_NOT_REACHED | dyn.HALF_LIFE_NOT_REACHED
+    assert st_[5].tolist() == [late, late | dyn.PATH_KNIFE] and out["path_feasible"][5, 1]
     assert np.isnan(out["t99"][5]).all() and np.isnan(out["half_life"][5]).all()
     assert np.isfinite(out["pv_gain"][5]).all()
     # the valid point's numbers do not feel the bad neighbours
@@ -393,7 +396,7 @@ def test_solver_failure_is_a_status():
 
 
 def test_status_table():
-    assert set(dyn.STATUS) == {0, 1, 2, 4, 8, 16, 32}
+    assert set(dyn.STATUS) == {0, 1, 2, 4, 8, 16, 32, 64}
     assert sum(c for c in dyn.STATUS) < 128  # fits int8 as a bitwise OR
 
 
@@ -441,6 +444,28 @@ def test_a_tie_between_baselines_is_a_knife_edge_with_both_existing():
     assert out["knife_edge"]
     assert out["exists"].tolist() == [True, True, True, True]
     assert out["stable"].tolist() == [True, True, False, False]
+
+
+@pytest.mark.parametrize("save_paths", [True, False])
+def test_a_path_at_the_static_boundary_is_feasible_and_flagged(save_paths):
+    """``Tc = 0``, common rates and ``r_1 / r_2 = theta_1`` (configs/dynamic.yaml):
+    C2's path starts at ``w_2(0) = r_1 a_hat / theta_1``, B1's wage, exactly; rounding
+    decided path_feasible point by point (True at eps = 0.04, False at 0.05 in that
+    cube). Inside the knife band it holds with equality: True, with status bit 64; a
+    point off the boundary (r_1 = 1.4) is feasible with no flag."""
+    eps = np.array([0.04, 0.05, 0.11, 0.16, 0.22])
+    N = eps.size
+    r = np.tile([1.5, 1.0], (N, 1))
+    out = {k: np.asarray(v) for k, v in dyn.transition(
+        np.concatenate([r, np.tile([1.4, 1.0], (N, 1))]), np.tile([1.5, 3.0], (2 * N, 1)),
+        np.full((2 * N, 2), 0.01), np.tile(np.concatenate([eps, eps])[:, None], (1, 2)),
+        np.full(2 * N, 0.05), np.zeros(2 * N), T=200.0, n_time=201, save_paths=save_paths,
+    ).items()}  # fmt: skip
+    tie, off = slice(0, N), slice(N, 2 * N)
+    assert out["path_feasible"][tie, 1].all() and out["path_feasible"][off, 1].all()
+    assert (out["status"][tie, 1] == dyn.PATH_KNIFE).all(), out["status"][tie]
+    assert (out["status"][off, 1] == 0).all() and (out["status"][:, 0] == 0).all()
+    assert "knife-edge path" in dyn.STATUS[dyn.PATH_KNIFE]
 
 
 finite = st.floats(0.05, 5.0, allow_nan=False)

@@ -77,6 +77,7 @@ import numpy as np
 
 from ._spec import (
     EQUILIBRIUM_OUTPUTS,
+    KNIFE_TOL,
     MAGNITUDE,
     NUMPY,
     PRODUCTIVITY,
@@ -107,6 +108,7 @@ class Status(enum.IntFlag):
     BASELINE_WAGE_ZERO = 8
     A_HAT_K_ZERO = 16
     INVALID_INPUT = 32
+    PATH_KNIFE_EDGE = 64
 
 
 #: what each status bit means (the cube's ``status_bits`` attribute, the CLI's decoding)
@@ -122,6 +124,9 @@ STATUS_TEXT = {
     Status.INVALID_INPUT: "invalid input, outside the documented range (r, theta in [1e-6, "
     "1e6]; g, eps 0 or in [1e-12, 10]; rho in [1e-6, 1e6]; Tc 0 or in [1e-6, 1e4]; T in "
     "[1e-3, 1e4]; eps T <= 1e3; NaN): all outputs NaN, path_feasible False",
+    Status.PATH_KNIFE_EDGE: "knife-edge path: the least wage along the path is within 1e-12 "
+    "(relative) of the best alternative r_m a_hat_m / theta_m, so path_feasible holds "
+    "with equality (True) and a rounding would decide it",
 }
 #: ``{0: "ok", 1: ..., 2: ...}``
 STATUS = {0: "ok"} | {int(k): v for k, v in STATUS_TEXT.items()}
@@ -131,6 +136,7 @@ SOLVER_FAILED = int(Status.SOLVER_FAILED)
 NO_BASELINE = int(Status.BASELINE_WAGE_ZERO)
 STUCK = int(Status.A_HAT_K_ZERO)
 INVALID = int(Status.INVALID_INPUT)
+PATH_KNIFE = int(Status.PATH_KNIFE_EDGE)
 
 #: ``transition`` pads smaller batches to this many points (see there).
 _MIN_ROWS = 8
@@ -707,7 +713,13 @@ def transition(
         w_min = jnp.min(barrier(wage_path)[..., :n_time], axis=-1)
     else:
         w_min = r * out["zmin"] / theta  # the same numbers, tracked in the loop
-    feasible = b_other <= w_min
+    # within the knife band the condition holds with equality (as every condition of the
+    # models, docs/models.md#knife-edge-points): feasible, and flagged (e.g. Tc = 0 and
+    # r_m / r_k = theta_m with common rates: w_k(0) = b_m exactly, which rounding would
+    # otherwise decide point by point)
+    pos = (b_other > 0) & (w_min > 0) & jnp.isfinite(b_other)
+    path_knife = pos & (jnp.abs(ratio(w_min, jnp.where(pos, b_other, 1.0)) - 1.0) <= KNIFE_TOL)
+    feasible = (b_other <= w_min) | path_knife
 
     S = Status
     status = (
@@ -717,6 +729,7 @@ def transition(
         | jnp.where(base_ok, 0, int(S.BASELINE_WAGE_ZERO))
         | jnp.where(ah == 0, int(S.A_HAT_K_ZERO), 0)
         | jnp.where(v2, 0, int(S.INVALID_INPUT))
+        | jnp.where(path_knife & v2 & out["ok"], int(S.PATH_KNIFE_EDGE), 0)
     )
     bad = ~(v2 & out["ok"])
     no_ratio = bad | ~base_ok
