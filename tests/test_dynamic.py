@@ -459,7 +459,7 @@ def test_a_path_at_the_static_boundary_is_feasible_and_flagged(save_paths):
     out = {k: np.asarray(v) for k, v in dyn.transition(
         np.concatenate([r, np.tile([1.4, 1.0], (N, 1))]), np.tile([1.5, 3.0], (2 * N, 1)),
         np.full((2 * N, 2), 0.01), np.tile(np.concatenate([eps, eps])[:, None], (1, 2)),
-        np.full(2 * N, 0.05), np.zeros(2 * N), T=200.0, n_time=201, save_paths=save_paths,
+        np.full(2 * N, 0.05), np.zeros(2 * N), T=200.0, n_time=11, save_paths=save_paths,
     ).items()}  # fmt: skip
     tie, off = slice(0, N), slice(N, 2 * N)
     assert out["path_feasible"][tie, 1].all() and out["path_feasible"][off, 1].all()
