@@ -77,7 +77,6 @@ import numpy as np
 
 from ._spec import (
     EQUILIBRIUM_OUTPUTS,
-    KNIFE_TOL,
     MAGNITUDE,
     NUMPY,
     PRODUCTIVITY,
@@ -324,9 +323,10 @@ def _gap_form(g, eps, ah):
     # (c eps - g) / g with c eps - g exact (an error-free product, and Sterbenz where c
     # eps ~ g): a path starting just below 0.99 meets it after a time proportional to
     # that small difference, which the rounding of y0 = g / eps would swamp
-    p, err = _two_product(jnp.full_like(eps, _ONE_PERCENT[0]), eps)
+    pin = jax_ops().barrier
+    p, err = _two_product(jnp.full_like(eps, _ONE_PERCENT[0]), eps, pin)
     g1 = jnp.where(top, 1.0, g)
-    near = _pin(_pin(p - g1) + _pin(err + _ONE_PERCENT[1] * eps)) / g1
+    near = pin(pin(p - g1) + pin(err + _ONE_PERCENT[1] * eps)) / g1
     t99 = jnp.where(gap, jnp.where(ah >= 0.99, 0.0, jnp.minimum(near, 0.0)),
                     0.99 / a1 - 1.0)  # fmt: skip
     half, t99 = (jnp.where(stuck, 1.0, lv) for lv in (half, t99))
@@ -340,28 +340,21 @@ def _gap_form(g, eps, ah):
 _ONE_PERCENT = (0.01, -2.0816681711721684e-19)
 
 
-def _pin(v):
-    """:func:`jax.lax.optimization_barrier`: XLA computes ``v`` as written (no fused
-    multiply-add across it, which would change which rounding error is kept)."""
-    import jax
-
-    return jax.lax.optimization_barrier(v)
-
-
-def _two_product(a, b):
+def _two_product(a, b, pin):
     """``(p, err)`` with ``p = fl(a b)`` and ``a b = p + err`` exactly (Dekker's
     product by Veltkamp's split; every partial product is exact, so a multiply-add
-    that XLA may fuse in changes nothing; the split is pinned by barriers)."""
+    that XLA may fuse in changes nothing; the split is pinned by ``pin``, the
+    kernel's :attr:`Ops.barrier`)."""
 
     def split(v):
-        t = _pin(134217729.0 * v)  # 2^27 + 1
-        hi = _pin(t - _pin(t - v))
+        t = pin(134217729.0 * v)  # 2^27 + 1
+        hi = pin(t - pin(t - v))
         return hi, v - hi
 
-    p = _pin(a * b)
+    p = pin(a * b)
     ah, al = split(a)
     bh, bl = split(b)
-    err = ((_pin(ah * bh - p) + ah * bl) + al * bh) + al * bl
+    err = ((pin(ah * bh - p) + ah * bl) + al * bh) + al * bl
     return p, err
 
 
@@ -717,8 +710,8 @@ def transition(
     # models, docs/models.md#knife-edge-points): feasible, and flagged (e.g. Tc = 0 and
     # r_m / r_k = theta_m with common rates: w_k(0) = b_m exactly, which rounding would
     # otherwise decide point by point)
-    pos = (b_other > 0) & (w_min > 0) & jnp.isfinite(b_other)
-    path_knife = pos & (jnp.abs(ratio(w_min, jnp.where(pos, b_other, 1.0)) - 1.0) <= KNIFE_TOL)
+    pos = (b_other > 0) & (w_min > 0) & jnp.isfinite(b_other)  # not 0 = 0: exact
+    path_knife = pos & ops.near(w_min, jnp.where(pos, b_other, 1.0))
     feasible = (b_other <= w_min) | path_knife
 
     S = Status
