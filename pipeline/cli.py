@@ -439,7 +439,7 @@ def models():
     """Every registered model: its parameters, ranges, paper section and figures."""
     from rich.table import Table
 
-    from .models import all_models
+    from .models import RUNS_CODE, all_models
 
     for m in all_models():
         J = f"{m.sectors} goods" if m.sectors else "J sectors (sectors: 2..10)"
@@ -460,6 +460,7 @@ def models():
             + f"; claims: {', '.join(m.claim_labels())}; figures: {', '.join(m.figures)}\n",
             highlight=False,
         )
+    console.print(f"note: {RUNS_CODE}", highlight=False, markup=False)
 
 
 @app.command()
