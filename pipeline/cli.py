@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
+
+from .term import console as _console
+from .term import quote as escape
 
 app = typer.Typer(
     add_completion=True,
@@ -26,8 +27,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="marshall: sweeps of the economics of clusters and comparative advantage.",
 )
-console = Console(stderr=False)
-err = Console(stderr=True)
+console = _console()
+err = _console(stderr=True)
 
 
 def _version(value: bool) -> None:
@@ -124,7 +125,8 @@ def plan(
         return
     m = spec.decl
     t = Table(
-        title=f"{spec.name}: model {spec.model}" + (f", J = {spec.J}" if m.sectors is None else "")
+        title=f"{escape(spec.name)}: model {escape(spec.model)}"
+        + (f", J = {spec.J}" if m.sectors is None else "")
     )
     for col, just in (("axis", "left"), ("points", "right"), ("range", "left"), ("chunk", "right")):
         t.add_column(col, justify=just)
@@ -145,7 +147,7 @@ def plan(
         console.print("fixed: " + ", ".join(f"{k} = {v:g}" for k, v in spec.fixed.items()))
     for line in est.lines():
         console.print(line)
-    console.print(f"output           {spec.output}", highlight=False)
+    console.print(f"output           {spec.output}", highlight=False, markup=False)
 
 
 def _plan_refined(spec, workers, json_out: bool) -> None:
@@ -168,7 +170,7 @@ def _plan_refined(spec, workers, json_out: bool) -> None:
         return
     m = spec.decl
     t = Table(
-        title=f"{spec.name}: model {spec.model}"
+        title=f"{escape(spec.name)}: model {escape(spec.model)}"
         + (f", J = {spec.J}" if m.sectors is None else "")
         + f", refined on {', '.join(r.on)}, {r.levels} levels"
     )
@@ -189,7 +191,7 @@ def _plan_refined(spec, workers, json_out: bool) -> None:
         f"{2 ** (r.grid.n_refined - 1)}x the one before)",
         highlight=False,
     )
-    console.print(f"output           {spec.output}", highlight=False)
+    console.print(f"output           {spec.output}", highlight=False, markup=False)
 
 
 @app.command()
@@ -346,7 +348,7 @@ def init(
         _fail(str(exc))
     except OSError as exc:
         _fail(os_error_text(exc, str(spec.output)))
-    console.print(f"{spec.output}: {action}", highlight=False)
+    console.print(f"{spec.output}: {action}", highlight=False, markup=False)
 
 
 @app.command()
@@ -363,7 +365,9 @@ def finalize(config: ConfigArg, output: OutputOpt = None):
     except OSError as exc:
         _fail(os_error_text(exc, str(spec.output)))
     console.print(
-        f"{spec.output}: complete; regimes: {', '.join(res['regimes'].values())}", highlight=False
+        f"{spec.output}: complete; regimes: {', '.join(res['regimes'].values())}",
+        highlight=False,
+        markup=False,
     )
 
 
@@ -405,6 +409,7 @@ def verify(
         f"{len(rep.damaged)} damaged"
         + (f"; levels not planned yet: {rep.unplanned}" if refined and rep.unplanned else ""),
         highlight=False,
+        markup=False,
     )
     for b in (rep.missing + sorted(rep.damaged))[:50]:
         region = rep.regions.get(b, ()) if refined else plan.region(b)
@@ -426,7 +431,10 @@ def verify(
         )
     if not rep.ok:
         if rep.damaged and not repair:
-            err.print(f"run `marshall verify {cube} --repair` to recompute the damaged blocks")
+            err.print(
+                f"run `marshall verify {cube} --repair` to recompute the damaged blocks",
+                markup=False,
+            )
         raise typer.Exit(1)
     import zarr
 
@@ -490,7 +498,9 @@ def new(
         output.write_text(text)
     except OSError as exc:
         _fail(os_error_text(exc, str(output)), 2)
-    console.print(f"wrote {output}; edit it, then `marshall plan {output}`", highlight=False)
+    console.print(
+        f"wrote {output}; edit it, then `marshall plan {output}`", highlight=False, markup=False
+    )
 
 
 from .cli_query import register as _register_query  # noqa: E402

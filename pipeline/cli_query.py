@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-console = Console(stderr=False, soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+from .term import console as _console
+from .term import quote as escape
+
+console = _console(soft_wrap=True)
+err = _console(stderr=True, soft_wrap=True)
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
@@ -238,6 +239,7 @@ def query(
                     f"{n:,} of {total:,} computed points satisfy {where!r}"
                     + (f"; the first {len(pts)}:" if n > len(pts) else ":"),
                     highlight=False,
+                    markup=False,
                 )
             if fmt is Format.json:
                 _emit_json(
@@ -274,7 +276,7 @@ def query(
         J = f", J = {s['sectors']}" if m is None or m.sectors is None else ""
         console.print(
             f"[bold]{escape(str(cube))}[/]: model {escape(s['model'])}{J}"
-            + (f" -- {s['description']}" if s["description"] else ""),
+            + (f" -- {escape(s['description'])}" if s["description"] else ""),
             highlight=False,
         )
         for d, v in s["dims"].items():
@@ -435,9 +437,9 @@ def plot(
     except QueryError as exc:
         _fail(str(exc))
     for note in notes:
-        err.print(f"note: {note} (choose with --at)", highlight=False)
+        err.print(f"note: {note} (choose with --at)", highlight=False, markup=False)
     _save(obj, output, dpi)
-    console.print(f"wrote {output}", highlight=False)
+    console.print(f"wrote {output}", highlight=False, markup=False)
 
 
 def figures_cmd(
@@ -464,7 +466,9 @@ def figures_cmd(
         except QueryError as exc:
             _fail(f"{kind}: {exc}")
         _save(obj, outdir / f"{kind}.{fmt.lower()}", dpi)
-    console.print(f"wrote {len(kinds)} figures to {outdir}: {', '.join(kinds)}", highlight=False)
+    console.print(
+        f"wrote {len(kinds)} figures to {outdir}: {', '.join(kinds)}", highlight=False, markup=False
+    )
 
 
 # ------------------------------------------------------------------ analyses
@@ -565,7 +569,7 @@ def discover(
 
         log = [d for d in meta_sampled_log(ds)]
         _save(plot_discovery(res, log=log), output, 150)
-        console.print(f"wrote {output}", highlight=False)
+        console.print(f"wrote {output}", highlight=False, markup=False)
 
 
 def meta_sampled_log(ds) -> list[str]:
@@ -599,7 +603,9 @@ def report(
         from .cli import os_error_text
 
         _fail(os_error_text(exc, str(output)))
-    console.print(f"wrote {output} ({len(find_cubes(results))} cubes)", highlight=False)
+    console.print(
+        f"wrote {output} ({len(find_cubes(results))} cubes)", highlight=False, markup=False
+    )
 
 
 def register(app: typer.Typer) -> None:

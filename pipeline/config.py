@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -256,6 +257,16 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# YAML 1.1 (PyYAML) reads a float only with a dot and a signed exponent, so ``2e-2`` and
+# ``1.1e6`` were strings; YAML 1.2's core schema (and every economist) reads them as
+# numbers. Added after the YAML 1.1 resolvers: integers (``10``) stay integers.
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def load_config(path: str | Path, output: str | Path | None = None) -> SweepSpec:
     """Read and validate a YAML config. Raises :class:`ConfigError` naming every problem."""
     path = Path(path)
@@ -384,6 +395,15 @@ def _axis_values(name: str, v: Any, problems: list) -> tuple[np.ndarray | None, 
     return None, "fixed"
 
 
+def num(x: float) -> str:
+    """A number as the shortest text that reads back as the same float (``10.000001``,
+    not ``10``; ``0.02``, ``1e-12``, ``inf``): a message shows why a value is refused."""
+    x = float(x)
+    if x.is_integer() and abs(x) < 1e16:
+        return str(int(x))
+    return repr(x)
+
+
 def _check_bounds(param, name: str, vals: np.ndarray, sector: int | None, problems: list) -> None:
     meaning = param.meaning.replace("{j}", str(sector)) if sector else param.meaning
     f = f"params.{name}"
@@ -398,18 +418,16 @@ def _check_bounds(param, name: str, vals: np.ndarray, sector: int | None, proble
         if np.any(low):
             op = ">" if param.lo_open else ">="
             problems.append(
-                (f, f"{meaning} must be {op} {param.lo:g}{param.hint}; got {float(vals[low][0]):g}")
+                (f, f"{meaning} must be {op} {num(param.lo)}{param.hint}; got {num(vals[low][0])}")
             )
     if param.hi is not None:
         high = vals >= param.hi if param.hi_open else vals > param.hi
         if np.any(high):
             op = "<" if param.hi_open else "<="
-            problems.append((f, f"{meaning} must be {op} {param.hi:g}; got "
-                             f"{float(vals[high][0]):g}"))  # fmt: skip
+            problems.append((f, f"{meaning} must be {op} {num(param.hi)}; got "
+                             f"{num(vals[high][0])}"))  # fmt: skip
     if param.integer and np.any(vals != np.round(vals)):
-        problems.append(
-            (f, f"must be a whole number; got {float(vals[vals != np.round(vals)][0])}")
-        )
+        problems.append((f, f"must be a whole number; got {num(vals[vals != np.round(vals)][0])}"))
 
 
 def validate(data: Mapping[str, Any], text: str = "", source: str | None = None) -> SweepSpec:

@@ -227,8 +227,16 @@ def _progress(enabled: bool):
             total = "" if task.total is None else f"/{task.total:,.0f}"
             return Text(f"{task.completed:,.0f}{total} points")
 
+    from .term import clean, console
+
+    class Name(ProgressColumn):
+        """The sweep's name (the config's: shown as text, never as markup)."""
+
+        def render(self, task):
+            return Text(clean(task.description), style="bold")
+
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        Name(),
         BarColumn(),
         Points(),
         TextColumn("{task.fields[rate]}"),
@@ -236,6 +244,7 @@ def _progress(enabled: bool):
         TimeRemainingColumn(),
         disable=not enabled,
         transient=False,
+        console=console(),
     )
 
 

@@ -5,7 +5,6 @@ failed on the code before its fix."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -86,3 +85,80 @@ def test_models_and_readme_say_a_config_runs_the_module_it_names():
     assert "imports (runs) that Python module" in text and "entry points" in text
     readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
     assert "runs that module" in readme
+
+
+# ------------------------------------------------- 7: numbers as economists write them
+
+DYNAMIC = """\
+model: dynamic
+params:
+  r_1: 1.5
+  r_2: 1.0
+  theta_1: 1.5
+  theta_2: 3.0
+  g: G
+  eps: {linspace: [2e-2, 3E-1, 5]}
+  rho: 5e-2
+  T: 2e2
+  n_time: 201
+output: OUT
+"""
+
+
+def test_exponent_floats_are_numbers_and_refusals_show_every_digit(tmp_path):
+    spec = parse_config(DYNAMIC.replace("G", "2e-2").replace("OUT", str(tmp_path / "d.zarr")))
+    assert spec.fixed["g"] == 0.02 and spec.fixed["rho"] == 0.05 and spec.fixed["T"] == 200.0
+    assert spec.axes[0].values[0] == 0.02 and spec.axes[0].values[-1] == 0.3
+    same = parse_config(DYNAMIC.replace("G", "0.02").replace("2e-2, 3E-1", "0.02, 0.3")
+                        .replace("5e-2", "0.05").replace("2e2", "200.0")
+                        .replace("OUT", str(tmp_path / "d.zarr")))  # fmt: skip
+    assert same.config_hash == spec.config_hash  # the meaning, not the spelling
+    for text in ("1.1e6", "1e3"):
+        msg = problems(DYNAMIC.replace("G", text).replace("OUT", "d.zarr"))["params.g"]
+        assert "must be <= 10; got " + ("1100000" if text == "1.1e6" else "1000") in msg, msg
+    msg = problems(DYNAMIC.replace("G", "10.000001").replace("OUT", "d.zarr"))["params.g"]
+    assert msg.endswith("must be <= 10; got 10.000001"), msg
+    # a quoted string stays a string; an integer stays an integer
+    msg = problems(DYNAMIC.replace("G", "'2e-2'").replace("OUT", "d.zarr"))["params.g"]
+    assert "got '2e-2'" in msg
+    spec = parse_config(DYNAMIC.replace("n_time: 201", "n_time: 2.01e2").replace("G", "0.02")
+                        .replace("OUT", "d.zarr"))  # fmt: skip
+    assert spec.fixed["n_time"] == 201
+
+
+# ------------------------------------------------- 8: text reaches the terminal inert
+
+EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf]")
+
+
+def inert(out: str) -> None:
+    assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out, repr(out)
+    assert not EMOJI.search(out), repr(out)
+
+
+def test_config_text_reaches_the_terminal_escaped(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    # an escape sequence in a key (retitles a terminal), emoji codes in the model name
+    cfg.write_text(STANDARD.replace("r_1: 1.0", 'r_1: 1.0\n  "x\\e]0;pwned\\a\\e[2J": 1')
+                   .replace("OUT", "o.zarr"))  # fmt: skip
+    r = cli("plan", cfg)
+    assert r.exit_code == 2
+    inert(r.output)
+    assert "params.x\\x1b]0;pwned\\x07\\x1b[2J" in r.output
+    cfg.write_text(STANDARD.replace("model: standard", "model: 'a:b:c'").replace("OUT", "o.zarr"))
+    r = cli("plan", cfg)
+    assert r.exit_code == 2
+    inert(r.output)
+    assert "'a:b:c'" in r.output
+    # a valid config whose name and description hold markup, emoji codes and escapes
+    cfg.write_text("name: \"[bold]n:smile:\\e[31m\"\ndescription: \":b: [red]x\\e]0;t\\a\"\n"
+                   + STANDARD.replace("OUT", str(tmp_path / "c.zarr")))  # fmt: skip
+    r = cli("plan", cfg)
+    assert r.exit_code == 0, r.output
+    inert(r.output)
+    assert "[bold]n:smile:\\x1b[31m" in r.output
+    assert cli("init", cfg).exit_code == 0
+    r = cli("query", tmp_path / "c.zarr")
+    assert r.exit_code == 0, r.output
+    inert(r.output)
+    assert ":b: [red]x\\x1b]0;t\\x07" in r.output
