@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from .paths import cli_path
 from .term import console as _console
 from .term import quote as escape
 
@@ -96,8 +97,11 @@ def os_error_text(exc: OSError, what: str, resumable: bool = False) -> str:
     return f"{cause} while writing {what}{where}.{kept}"
 
 
-ConfigArg = Annotated[Path, typer.Argument(help="sweep config (YAML)")]
-OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="override the output path")]
+ConfigArg = Annotated[Path, typer.Argument(help="sweep config (YAML)", callback=cli_path)]
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="override the output path", callback=cli_path),
+]
 
 
 @app.command()
@@ -388,7 +392,7 @@ def spec_of_cube(cube: Path):
 
 @app.command()
 def verify(
-    cube: Annotated[Path, typer.Argument(help="zarr store")],
+    cube: Annotated[Path, typer.Argument(help="zarr store", callback=cli_path)],
     repair: Annotated[
         bool, typer.Option(help="recompute the damaged (and missing) blocks, then finalize")
     ] = False,
@@ -475,7 +479,10 @@ def models():
 def new(
     model: Annotated[str, typer.Argument(help="a registered model (see `marshall models`)")],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="write the config here (default: stdout)")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="write the config here (default: stdout)", callback=cli_path
+        ),
     ] = None,
     sectors: Annotated[int, typer.Option(help="J, for the sector models")] = 2,
 ):

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from .paths import cli_path
 from .term import console as _console
 from .term import quote as escape
 
@@ -32,7 +33,7 @@ class Format(StrEnum):
     json = "json"
 
 
-CubeArg = Annotated[Path, typer.Argument(help="cube (zarr store)")]
+CubeArg = Annotated[Path, typer.Argument(help="cube (zarr store)", callback=cli_path)]
 AtOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -401,7 +402,10 @@ def plot(
             help="phase, welfare, income-gap, paths, or a figure of the cube's model (e.g. ppf)"
         ),
     ],  # fmt: skip
-    output: Annotated[Path, typer.Option("--output", "-o", help="image file: .png, .svg or .pdf")],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="image file: .png, .svg or .pdf", callback=cli_path),
+    ],
     x: Annotated[
         str | None, typer.Option("--x", help="swept dim on the x axis (default: the first)")
     ] = None,
@@ -444,7 +448,9 @@ def plot(
 
 def figures_cmd(
     cube: CubeArg,
-    outdir: Annotated[Path, typer.Option("--dir", "-d", help="folder for the figures")],
+    outdir: Annotated[
+        Path, typer.Option("--dir", "-d", help="folder for the figures", callback=cli_path)
+    ],
     fmt: Annotated[str, typer.Option("--format", help="png, svg or pdf")] = "png",
     dpi: Annotated[int, typer.Option(help="resolution of png output")] = 150,
 ):
@@ -526,7 +532,8 @@ def discover(
     where: Annotated[str, typer.Option("--where", help="the condition, e.g. \"exists['C2']\"")],
     threshold: Annotated[float, typer.Option(help="least density of the chosen box")] = 0.8,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="figure of the peeling trajectory")
+        Path | None,
+        typer.Option("--output", "-o", help="figure of the peeling trajectory", callback=cli_path),
     ] = None,
     fmt: FormatOpt = Format.table,
 ):
@@ -584,12 +591,17 @@ def meta_sampled_log(ds) -> list[str]:
 
 
 def report(
-    results: Annotated[Path, typer.Argument(help="results directory (with cubes/)")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="markdown file")] = Path(
-        "results/report.md"
-    ),
+    results: Annotated[
+        Path, typer.Argument(help="results directory (with cubes/)", callback=cli_path)
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="markdown file", callback=cli_path)
+    ] = Path("results/report.md"),
     figures_dir: Annotated[
-        Path | None, typer.Option("--figures", help="figures directory (default RESULTS/figures)")
+        Path | None,
+        typer.Option(
+            "--figures", help="figures directory (default RESULTS/figures)", callback=cli_path
+        ),
     ] = None,
 ):
     """Write a markdown report: every cube's grid, regime shares, claims and figures."""

@@ -36,6 +36,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, ValidationError
 
+from .paths import path_problem, user_path
 from .refine import MAX_LEVELS, RefineAxis, RefineGrid
 
 MAX_SECTORS = 10  # the regime bitmask (int32) holds 3 J labels
@@ -442,8 +443,21 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
         raw = None
     if raw is None:
         raise ConfigError(problems, source)
+    output = Path(raw.output)
+    path_notes: list[str] = []
     if not raw.output.strip():
         problems.append(("output", "must name the cube's path, e.g. results/cubes/sweep.zarr"))
+    else:  # ~ expanded here, once: the path checked is the path written
+        try:
+            output = user_path(raw.output)
+        except ValueError as exc:
+            problems.append(("output", str(exc)))
+        else:
+            if str(output) != raw.output:
+                path_notes.append(f"output: {raw.output} is {output} (~ expanded)")
+            bad = path_problem(output)
+            if bad:
+                problems.append(("output", bad))
     try:
         model = get(raw.model)
     except ModelNotFound as exc:
@@ -464,7 +478,7 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
     axes: list[Axis] = []
     fixed: dict[str, float] = {}
     aliases: dict[str, str] = {}
-    notes: list[str] = []
+    notes: list[str] = list(path_notes)
     canonical_of: dict[str, str] = {}
     sampled: list[str] = []
     invalid: list[str] = []
@@ -556,9 +570,9 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
         axes=tuple(axes),
         fixed=dict(fixed),
         chunks=(),
-        output=Path(raw.output),
+        output=output,
         save_paths=raw.save_paths,
-        name=raw.name or Path(raw.output).stem,
+        name=raw.name or output.stem,
         description=raw.description or "",
         text=text,
         canonical={},

@@ -162,3 +162,35 @@ def test_config_text_reaches_the_terminal_escaped(tmp_path):
     assert r.exit_code == 0, r.output
     inert(r.output)
     assert ":b: [red]x\\x1b]0;t\\x07" in r.output
+
+
+# ------------------------------------------------- 2: ~ in paths
+
+
+def test_tilde_output_is_expanded_once_and_everything_lands_there(tmp_path, monkeypatch):
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    cfg = work / "c.yaml"
+    cfg.write_text(STANDARD.replace("OUT", "~/x.zarr"))
+    r = cli("plan", cfg)
+    assert r.exit_code == 0, r.output
+    flat = " ".join(r.output.split())
+    assert f"output: ~/x.zarr is {home / 'x.zarr'} (~ expanded)" in flat
+    r = cli("init", cfg)
+    assert r.exit_code == 0, r.output
+    assert (home / "x.zarr" / "zarr.json").is_file()
+    assert not (work / "~").exists()  # nothing checked, locked or written at a literal ./~
+    assert sorted(p.name for p in home.iterdir()) == ["x.zarr"]  # no template, no lock left
+    # command-line paths: a quoted ~ (no shell expansion) names the same cube
+    r = cli("query", "~/x.zarr")
+    assert r.exit_code == 0, r.output
+    r = cli("plan", cfg, "-o", "~/y.zarr")
+    assert r.exit_code == 0 and str(home / "y.zarr") in " ".join(r.output.split())
+    # a ~ that cannot be expanded is refused, naming the field; nothing is written
+    msg = problems(STANDARD.replace("OUT", "~no_such_user_here/x.zarr"))["output"]
+    assert "cannot be expanded" in msg and "no user 'no_such_user_here'" in msg
+    assert "bytes" in problems(STANDARD.replace("OUT", "a" * 300 + ".zarr"))["output"]
+    assert not (work / "~no_such_user_here").exists()
