@@ -420,7 +420,7 @@ def plot(
 ):
     """Draw a figure of a cube into an image file (format from the suffix). Swept
     dimensions not on an axis are fixed at their first value (maps) or the middle of
-    their axis (paths, ppf) unless given with --at."""
+    their axis (paths, ppf) unless given with --at; a note says which value was used."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -437,7 +437,7 @@ def plot(
     notes: list[str] = []
     try:
         obj = figures.plot_kind(ds, kind, x=x, y=y, at=params, equilibrium=equilibrium,
-                                fill=False, notes=notes)  # fmt: skip
+                                fill=True, notes=notes)  # fmt: skip
     except QueryError as exc:
         _fail(str(exc))
     for note in notes:

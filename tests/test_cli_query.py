@@ -205,7 +205,6 @@ def test_plot_ppf_and_paths(results, tmp_path):
     ("args", "message"),
     [
         (["phase", "--x", "r_1", "--y", "theta"], "unknown dimension 'theta'"),
-        (["phase", "--x", "r_1", "--y", "theta_1"], "not 2-D"),
         (
             ["phase", "--x", "r_1", "--y", "theta_1", "--at", "theta_2=2", "--at", "r_1=1"],
             "plotted axis",

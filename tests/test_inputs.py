@@ -194,3 +194,51 @@ def test_tilde_output_is_expanded_once_and_everything_lands_there(tmp_path, monk
     assert "cannot be expanded" in msg and "no user 'no_such_user_here'" in msg
     assert "bytes" in problems(STANDARD.replace("OUT", "a" * 300 + ".zarr"))["output"]
     assert not (work / "~no_such_user_here").exists()
+
+
+# ------------------------------------------------- 10, 19: queries and plots of a cube
+
+
+@pytest.fixture(scope="module")
+def cube3(tmp_path_factory):
+    """A coordination cube sweeping three dimensions (r_1, theta_1, theta_2)."""
+    from pipeline import run
+
+    from .cubes import coordination
+
+    spec = parse_config(coordination(6, 5), output=tmp_path_factory.mktemp("c3") / "c.zarr")
+    run(spec)
+    return spec.output
+
+
+@pytest.mark.parametrize(
+    "expr, message",
+    [
+        ("minimum(r_1, r_2, r_1) > 1", r"minimum\(\) takes 2 arguments; got 3"),
+        ("maximum(r_1) > 1", r"maximum\(\) takes 2 arguments; got 1"),
+        ("log(r_1, theta_1) > 0", r"log\(\) takes 1 argument; got 2"),
+        ("abs() > 0", r"abs\(\) takes 1 argument; got 0"),
+    ],
+)
+def test_query_functions_check_their_arity(cube3, expr, message):
+    from pipeline import open_cube
+    from pipeline.query import ExpressionError
+
+    with pytest.raises(ExpressionError, match=message):
+        open_cube(cube3).marshall.where(expr)
+    r = cli("query", cube3, "--where", expr)
+    assert r.exit_code == 2 and r.exception is None or isinstance(r.exception, SystemExit)
+    assert re.search(message, " ".join(r.output.split())), r.output
+    assert "Traceback" not in r.output
+
+
+def test_plot_fixes_unused_dimensions_at_their_first_value_as_its_help_says(cube3, tmp_path):
+    r = cli("plot", "--help")
+    assert "fixed at their first value" in " ".join(r.output.split())
+    out = tmp_path / "phase.png"
+    r = cli("plot", cube3, "phase", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert out.stat().st_size > 0
+    assert "theta_2 fixed at its first value, 1.5 (choose with --at)" in r.output
+    r = cli("plot", cube3, "phase", "-o", out, "--at", "theta_2=2")
+    assert r.exit_code == 0 and "fixed at" not in r.output

@@ -49,15 +49,17 @@ _CMPOPS = {
     ast.NotEq: operator.ne,
 }
 _METHODS = {"sel", "isel", "any", "all", "sum", "mean", "max", "min", "isnull", "notnull"}
+#: the functions of the language and how many arguments each takes (checked before
+#: the call: numpy's ufuncs take more, e.g. ``out``, which a query must never reach)
 _FUNCS = {
-    "abs": np.abs,
-    "log": np.log,
-    "log10": np.log10,
-    "exp": np.exp,
-    "sqrt": np.sqrt,
-    "isnan": np.isnan,
-    "minimum": np.minimum,
-    "maximum": np.maximum,
+    "abs": (np.abs, 1),
+    "log": (np.log, 1),
+    "log10": (np.log10, 1),
+    "exp": (np.exp, 1),
+    "sqrt": (np.sqrt, 1),
+    "isnan": (np.isnan, 1),
+    "minimum": (np.minimum, 2),
+    "maximum": (np.maximum, 2),
 }
 _CONSTS = {"True": True, "False": False, "inf": math.inf, "nan": math.nan, "pi": math.pi}
 
@@ -235,13 +237,20 @@ class _Evaluator:
         if node.keywords and any(k.arg is None for k in node.keywords):
             raise ExpressionError("**kwargs is not allowed")
         if isinstance(node.func, ast.Name):
-            fn = _FUNCS.get(node.func.id)
-            if fn is None:
+            name = node.func.id
+            if name not in _FUNCS:
                 raise ExpressionError(
-                    f"unknown function {node.func.id!r}; allowed: {', '.join(sorted(_FUNCS))}"
+                    f"unknown function {name!r}; allowed: {', '.join(sorted(_FUNCS))}"
                 )
+            fn, arity = _FUNCS[name]
             if node.keywords:
-                raise ExpressionError(f"{node.func.id}() takes no keyword arguments")
+                raise ExpressionError(f"{name}() takes no keyword arguments")
+            if len(node.args) != arity:
+                example = "minimum(r_1, r_2)" if arity == 2 else f"{name}(r_1)"
+                raise ExpressionError(
+                    f"{name}() takes {arity} argument{'s' if arity > 1 else ''}; got "
+                    f"{len(node.args)} in {ast.unparse(node)!r} (e.g. {example})"
+                )
             return fn(*[self.eval(a) for a in node.args])
         if isinstance(node.func, ast.Attribute):
             name = node.func.attr
