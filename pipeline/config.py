@@ -581,7 +581,12 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
         design=design,
         refine=refine,
     )
-    from .grid import default_chunks, refine_chunks  # grid depends on config, not the reverse
+    from .grid import (  # grid depends on config, not the reverse
+        MAX_BLOCK_MEMORY,
+        block_memory,
+        default_chunks,
+        refine_chunks,
+    )
 
     requested = [min(raw.chunks.get(d, 0) or 0, n) or 0 for d, n in zip(spec.dims, spec.shape)]
     if refine is not None:  # blocks are the chunks holding points, level by level
@@ -594,6 +599,16 @@ def validate(data: Mapping[str, Any], text: str = "", source: str | None = None)
                 [("chunks", f"the sweep would be cut into {n_blocks:,} blocks; at most "
                   f"{MAX_BLOCKS:,}: give larger chunks (or drop chunks: the default makes "
                   "blocks of ~32 MB)")], source)  # fmt: skip
+    need = block_memory(spec, chunks)
+    if need > MAX_BLOCK_MEMORY:
+        per = need // math.prod(chunks)
+        shape = " x ".join(f"{c:,}" for c in chunks)
+        raise ConfigError(
+            [("chunks", f"one block ({shape} = {math.prod(chunks):,} points) would hold "
+              f"~{need / 1e9:.3g} GB in memory while it is computed, {need / MAX_BLOCK_MEMORY:.3g}"
+              f" times the most a block may ({MAX_BLOCK_MEMORY / 1e9:.3g} GB, "
+              f"{MAX_BLOCK_MEMORY // per:,} points of this sweep): give smaller chunks, or drop "
+              "chunks (the default makes blocks of ~32 MB of output)")], source)  # fmt: skip
     canonical = {
         "model": raw.model,
         "sectors": J,

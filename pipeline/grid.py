@@ -41,6 +41,19 @@ def bytes_per_point(spec: SweepSpec) -> int:
     return per
 
 
+#: at most this much memory for one block while it is computed and written (checked
+#: when a config is validated: ``chunks`` covering 2e8 points was a MemoryError later)
+MAX_BLOCK_MEMORY = 2 * 2**30
+
+
+def block_memory(spec: SweepSpec, chunks) -> int:
+    """Bytes one block of ``chunks`` holds in memory at once: its outputs twice (the
+    kernel's arrays and the copy written) and its inputs (each parameter's value at
+    every point, float64, twice: the config's and the kernel's)."""
+    n_inputs = len(spec.fixed) + len(spec.dims) + len(spec.sampled)
+    return math.prod(chunks) * (2 * bytes_per_point(spec) + 16 * n_inputs)
+
+
 def default_chunks(spec: SweepSpec, requested) -> tuple[int, ...]:
     """Chunk sizes per axis: the requested ones, the others cut down (largest first,
     halving) until a chunk holds about :data:`CHUNK_BYTES` of output."""

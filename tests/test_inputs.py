@@ -242,3 +242,45 @@ def test_plot_fixes_unused_dimensions_at_their_first_value_as_its_help_says(cube
     assert "theta_2 fixed at its first value, 1.5 (choose with --at)" in r.output
     r = cli("plot", cube3, "phase", "-o", out, "--at", "theta_2=2")
     assert r.exit_code == 0 and "fixed at" not in r.output
+
+
+# ------------------------------------------------- 9: sizes capped where they enter
+
+
+def test_a_block_too_large_for_memory_is_refused_by_plan(tmp_path):
+    text = (STANDARD.replace("7]", "20000]").replace("5]", "10000]")
+            .replace("output:", "chunks: {r_2: 20000, theta: 10000}\noutput:")
+            .replace("OUT", str(tmp_path / "big.zarr")))  # fmt: skip
+    msg = problems(text)["chunks"]
+    assert "200,000,000 points" in msg and "GB in memory" in msg and "times the most" in msg
+    assert "give smaller chunks, or drop chunks" in msg
+    cfg = tmp_path / "big.yaml"
+    cfg.write_text(text)
+    r = cli("plan", cfg)
+    assert r.exit_code == 2 and "chunks" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "big.zarr").exists()
+    # without chunks the same grid is cut into blocks that fit
+    spec = parse_config(text.replace("chunks: {r_2: 20000, theta: 10000}\n", ""))
+    assert spec.n_points == 2 * 10**8 and len(spec.chunks) == 2
+
+
+def test_a_long_output_name_runs_with_every_name_within_255_bytes(tmp_path):
+    from pipeline import run
+    from pipeline.store import lock_path, writer_lock
+
+    name = "s" * 245 + ".zarr"  # 250 bytes: a legal name
+    spec = parse_config(STANDARD.replace("OUT", str(tmp_path / name)))
+    res = run(spec)
+    from pipeline.store.lock import stem
+
+    assert res["remaining"] == 0 and (tmp_path / name / "zarr.json").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no lock, template or record left
+    assert len(stem(tmp_path / name).encode()) <= 180 and stem(tmp_path / name) != name
+    assert stem(tmp_path / "short.zarr") == "short.zarr"  # short names: as before
+    # parts' locks too, and they still see each other
+    with writer_lock(tmp_path / name, (1, 2)):
+        assert lock_path(tmp_path / name, (1, 2)).exists()
+        with pytest.raises(Exception, match="being written by another run"):
+            with writer_lock(tmp_path / name):
+                pass
+    assert [p.name for p in tmp_path.iterdir()] == [name]

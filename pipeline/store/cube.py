@@ -137,7 +137,7 @@ def _clean_partials(path: Path) -> None:
     literally (``X.zarr.partial-<token>``), each with an owner record beside it
     (``...partial-<token>.owner.json``) of a process on this host that is gone.
     Another host's, a live process's, or one without a record is left alone."""
-    prefix = path.name + PARTIAL
+    prefix = _lock.stem(path) + PARTIAL  # a long name: cut and hashed (lock.stem)
     with contextlib.suppress(OSError):
         for rec in path.parent.iterdir():
             if not (rec.name.startswith(prefix) and rec.name.endswith(OWNER)):
@@ -180,7 +180,7 @@ def create(spec: SweepSpec, overwrite: bool = False) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     _clean_partials(path)
     owner = _lock.me()
-    tmp = path.with_name(f"{path.name}{PARTIAL}{owner['token'][:12]}")
+    tmp = path.with_name(f"{_lock.stem(path)}{PARTIAL}{owner['token'][:12]}")
     rec = tmp.with_name(tmp.name + OWNER)
     _atomic_write(rec, json.dumps(owner))  # first: whatever follows is known to be ours
     try:

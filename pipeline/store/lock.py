@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -29,12 +30,31 @@ from pathlib import Path
 
 from .errors import LockError
 
+#: a store's name as the stem of the files beside it (lock, temporary template) while it
+#: has at most this many bytes; a longer one is cut and hashed (:func:`stem`), so that
+#: every name marshall makes stays within the file system's 255 bytes
+STEM_MAX = 180
+
+
+def stem(path: Path) -> str:
+    """The stem of the files marshall puts beside store ``path`` (``stem + ".lock"``,
+    ``stem + ".partial-..."``): the store's own name, or for a name over
+    :data:`STEM_MAX` bytes its start and a hash of the whole name (the same in every
+    process, so every run of the store finds the same lock)."""
+    name = Path(path).name
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= STEM_MAX:
+        return name
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    head = raw[: STEM_MAX - 18].decode("utf-8", "ignore")  # whole characters only
+    return f"{head}~{digest}"
+
 
 def lock_path(path: Path, part: tuple[int, int] | None = None) -> Path:
     """The lock file of a whole-store run, or of part ``i`` of ``n`` of its blocks."""
     path = Path(path)
     suffix = ".lock" if part is None else f".lock.part-{part[0]}-of-{part[1]}"
-    return path.with_name(path.name + suffix)
+    return path.with_name(stem(path) + suffix)
 
 
 def process_start(pid: int) -> str | None:
@@ -117,7 +137,7 @@ def describe(path: Path, lp: Path, owner: dict) -> str:
 
 def _create(lp: Path, record: dict) -> bool:
     """Make ``lp`` hold ``record``, atomically; False if ``lp`` exists."""
-    tmp = lp.with_name(f".{lp.name}.{record['token']}.tmp")
+    tmp = lp.with_name(f".{lp.name}.{record['token'][:16]}.tmp")  # within 255 bytes
     try:
         with open(tmp, "x") as fh:
             json.dump(record, fh)
@@ -155,7 +175,7 @@ def _take_over(lp: Path, seen: dict) -> bool:
 
 def _conflicts(path: Path, lp: Path, part: tuple[int, int] | None):
     """Other locks of the same store that conflict with ours (live or unreadable)."""
-    prefix = path.name + ".lock"
+    prefix = stem(path) + ".lock"
     for other in path.parent.iterdir():
         name = other.name
         if other == lp or not name.startswith(prefix) or name.endswith(".tmp"):
@@ -203,8 +223,10 @@ def writer_lock(path: Path, part: tuple[int, int] | None = None):
         if not stale(owner):
             raise LockError(describe(path, lp, owner))
         if _take_over(lp, owner):
+            from ..term import clean
+
             print(
-                f"marshall: taking over stale lock {lp.name} of dead process "
+                f"marshall: taking over stale lock {clean(lp.name)} of dead process "
                 f"{owner['pid']} (started {owner.get('started')})",
                 file=sys.stderr,
             )
