@@ -123,7 +123,9 @@ def plan(
     if json_out:
         typer.echo(json.dumps({
             "points": est.points, "blocks": est.blocks, "block_points": est.block_points,
-            "bytes": est.bytes, "seconds": est.seconds, "dims": list(spec.dims),
+            "bytes": est.bytes, "seconds": est.seconds, "startup_seconds": est.startup,
+            "compile_seconds": est.compile, "compute_seconds": est.compute,
+            "dims": list(spec.dims),
             "shape": list(spec.shape), "chunks": list(spec.chunks),
         }))  # fmt: skip
         return
@@ -169,6 +171,7 @@ def _plan_refined(spec, workers, json_out: bool) -> None:
             "per_level": list(est.per_level), "dense_points": est.dense,
             "fraction": est.fraction, "seconds": est.seconds,
             "dense_seconds": est.dense_seconds, "chunks": list(spec.chunks),
+            "startup_seconds": est.startup, "compile_seconds": est.compile,
             "level0_from_store": est.from_store,
         }))  # fmt: skip
         return
@@ -263,8 +266,7 @@ def run(
         est = estimate(spec, workers)
         console.print(
             f"[bold]{escape(spec.name)}[/]: {est.points:,} points in {est.blocks:,} blocks, "
-            f"~{est.lines()[2].split(maxsplit=2)[2]}, "
-            f"{est.lines()[3].split(maxsplit=2)[2]} -> {escape(str(spec.output))}",
+            f"~{est.size_text}, {est.time_text} -> {escape(str(spec.output))}",
             highlight=False,
         )
     dask_cluster = None

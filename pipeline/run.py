@@ -40,21 +40,51 @@ from .store import (
 _FS_BLOCK = 4096
 
 
+#: seconds a command takes before its first block computes: the Python process, JAX,
+#: xarray and zarr imported, the store's template written (measured 2-3 s on a 2-core
+#: VM; ``marshall plan`` adds it to every estimate)
+STARTUP_S = 2.5
+
+
 @dataclass(frozen=True)
 class Estimate:
+    """Size and time of a sweep. ``seconds`` is the whole command on a first run:
+    ``startup`` (:data:`STARTUP_S`) + ``compile`` (the model's ``compile_s``: tracing and
+    compiling its kernel when nothing is cached; a cached kernel loads in about half
+    that) + ``compute`` (the points at the model's rate)."""
+
     points: int
     blocks: int
     block_points: int
     bytes: int
     seconds: float
     workers: int
+    startup: float = 0.0
+    compile: float = 0.0
+    compute: float = 0.0
+
+    @property
+    def size_text(self) -> str:
+        return f"{human_bytes(self.bytes)} uncompressed (zarr compresses it)"
+
+    @property
+    def time_text(self) -> str:
+        return f"~{human_seconds(self.seconds)} on {self.workers} worker(s): {self.breakdown_text}"
+
+    @property
+    def breakdown_text(self) -> str:
+        return (
+            f"start-up ~{human_seconds(self.startup)} + compiling the kernel "
+            f"~{human_seconds(self.compile)} (first run; cached later runs compile less) "
+            f"+ computing ~{human_seconds(self.compute)}"
+        )
 
     def lines(self) -> list[str]:
         return [
             f"grid points      {self.points:,}",
             f"blocks (chunks)  {self.blocks:,} of up to {self.block_points:,} points",
-            f"output size      {human_bytes(self.bytes)} uncompressed (zarr compresses it)",
-            f"time estimate    ~{human_seconds(self.seconds)} on {self.workers} worker(s)",
+            f"output size      {self.size_text}",
+            f"time estimate    {self.time_text}",
         ]
 
 
@@ -67,6 +97,8 @@ def human_bytes(n: float) -> str:
 
 
 def human_seconds(s: float) -> str:
+    if s < 0.95:
+        return "<1 s"
     if s < 90:
         return f"{s:.0f} s"
     if s < 5400:
@@ -78,16 +110,19 @@ def estimate(spec: SweepSpec, workers: int | None = None) -> Estimate:
     """Size and time of a sweep, without running it (nothing is imported but numpy).
 
     ``bytes``: exactly the bytes of the arrays written (every declared output and
-    ``done`` at its dtype, before compression). Time: the model's ``rate`` points/s
-    per worker after compiling (per two sectors; 0.3x when saving paths) plus its
-    compile time; ``workers`` is the number of cores in use (default: all)."""
+    ``done`` at its dtype, before compression). Time, of the whole first run: the
+    process's start-up (:data:`STARTUP_S`), the model's ``compile_s`` (compiling its
+    kernel, nothing cached) and its ``rate`` points/s per worker (per two sectors;
+    0.3x when saving paths); ``workers`` is the number of cores in use (default: all)."""
     plan = Plan.of(spec)
     workers = workers or os.cpu_count() or 1
     m = spec.decl
     nbytes = spec.n_points * bytes_per_point(spec)
     rate = m.rate / (spec.J / 2) * (0.3 if spec.save_paths else 1.0)
-    secs = m.compile_s + spec.n_points / (rate * max(1, min(workers, plan.n_blocks)))
-    return Estimate(spec.n_points, plan.n_blocks, plan.block_points, nbytes, secs, workers)
+    compute = spec.n_points / (rate * max(1, min(workers, plan.n_blocks)))
+    secs = STARTUP_S + m.compile_s + compute
+    return Estimate(spec.n_points, plan.n_blocks, plan.block_points, nbytes, secs, workers,
+                    STARTUP_S, m.compile_s, compute)  # fmt: skip
 
 
 def stored_bytes(spec: SweepSpec, n_blocks: int, block_points: int | None = None) -> int:
@@ -807,6 +842,9 @@ class RefineEstimate:
     workers: int
     from_store: bool
 
+    startup: float = 0.0
+    compile: float = 0.0
+
     @property
     def fraction(self) -> float:
         return self.points / self.dense
@@ -819,7 +857,10 @@ class RefineEstimate:
             f"expected points  ~{self.points:,} ({self.fraction:.2%} of dense), per level "
             + ", ".join(f"{n:,}" for n in self.per_level),
             f"time estimate    ~{human_seconds(self.seconds)} refined, "
-            f"~{human_seconds(self.dense_seconds)} dense, on {self.workers} worker(s)",
+            f"~{human_seconds(self.dense_seconds)} dense, on {self.workers} worker(s); "
+            f"each includes start-up ~{human_seconds(self.startup)} and compiling the "
+            f"kernel ~{human_seconds(self.compile)} (first run; cached later runs compile "
+            "less)",
         ]
 
 
@@ -878,8 +919,10 @@ def estimate_refined(spec: SweepSpec, workers: int | None = None) -> RefineEstim
         points=est.points,
         dense=est.dense,
         level1_exact=step.n_compute,
-        seconds=m.compile_s + est.points / rate,
-        dense_seconds=m.compile_s + est.dense / rate,
+        seconds=STARTUP_S + m.compile_s + est.points / rate,
+        dense_seconds=STARTUP_S + m.compile_s + est.dense / rate,
         workers=workers,
         from_store=stored,
+        startup=STARTUP_S,
+        compile=m.compile_s,
     )
