@@ -15,8 +15,9 @@ $(BIN)/marshall: pyproject.toml
 
 install: $(BIN)/marshall
 
+# after a killed run: unlocks (when no Snakemake runs here) and reruns what was unfinished
 demo: install
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) --snakefile Snakefile
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/workflow.py --cores $(CORES) --snakefile Snakefile
 
 test: install
 	$(BIN)/python -m pytest -q tests

@@ -1,7 +1,9 @@
 # marshall workflow: every config in configs/ -> a zarr cube (+ figures and a report).
 #
-#   snakemake --cores 2                 # what `make demo` runs
-#   snakemake --cores 2 --rerun-incomplete   # after a kill: unfinished blocks only
+#   python scripts/workflow.py --cores 2 --snakefile Snakefile   # what `make demo` runs:
+#       snakemake --rerun-incomplete, after `snakemake --unlock` when a killed run left
+#       its lock and no Snakemake runs on the directory
+#   snakemake --cores 2 --rerun-incomplete   # by hand, after a kill: unfinished blocks only
 #
 # Rules are thin: they call the `marshall` CLI. The zarr store is never a rule
 # output (Snakemake deletes outputs before re-running a job, and a directory()

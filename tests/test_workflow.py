@@ -143,3 +143,56 @@ def test_snakemake_parts_plan_stages(tmp_path):
         assert f"--part {i}/3" in out
     assert "marshall init" in out.replace(str(BIN) + "/", "")
     assert "finalize" in out and "results/report.md" in out
+
+
+SLEEPY = """\
+rule all:
+    input: "out.txt"
+
+rule out:
+    output: "out.txt"
+    shell: "test -e go || sleep 120; echo done > {output}"
+"""
+
+
+def test_demo_command_recovers_from_a_killed_run_by_itself(tmp_path):
+    """`make demo`'s command (scripts/workflow.py) after a killed Snakemake: the stale
+    lock is removed (no Snakemake runs on the directory) and the run proceeds; while a
+    Snakemake does run there, it refuses and unlocks nothing."""
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    (wd / "Snakefile").write_text(SLEEPY)
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}")
+    workflow = [sys.executable, str(ROOT / "scripts" / "workflow.py"), "--cores", "1",
+                "-s", str(wd / "Snakefile"), "-d", str(wd)]  # fmt: skip
+
+    def plain():
+        return subprocess.run([str(BIN / "snakemake"), "--cores", "1", "-s", str(wd / "Snakefile"),
+                               "-d", str(wd)], env=env, capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+
+    p = subprocess.Popen([str(BIN / "snakemake"), "--cores", "1", "-s", str(wd / "Snakefile")],
+                         cwd=wd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)  # fmt: skip
+    try:
+        locks = wd / ".snakemake" / "locks"
+        t0 = time.monotonic()
+        while not (locks.is_dir() and any(locks.iterdir())):
+            assert p.poll() is None and time.monotonic() - t0 < 120
+            time.sleep(0.05)
+        # a live Snakemake on the directory (started there, no -d): refused, lock kept
+        res = subprocess.run(workflow, env=env, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 1 and f"another Snakemake (pid {p.pid})" in res.stderr, res
+        assert any(locks.iterdir())
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)  # killed as `make demo` is by a closed terminal
+        p.wait(timeout=30)
+    assert any(locks.iterdir())  # the stale lock a killed run leaves
+    res = plain()
+    assert res.returncode != 0 and "cannot be locked" in res.stdout + res.stderr
+    (wd / "go").touch()
+    res = subprocess.run(workflow, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "removing the lock a killed Snakemake left" in res.stderr
+    assert (wd / "out.txt").read_text().strip() == "done"
+    assert (ROOT / "Makefile").read_text().count("scripts/workflow.py") == 1  # make demo's
