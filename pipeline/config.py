@@ -397,12 +397,12 @@ def _axis_values(name: str, v: Any, problems: list) -> tuple[np.ndarray | None, 
 
 
 def num(x: float) -> str:
-    """A number as the shortest text that reads back as the same float (``10.000001``,
-    not ``10``; ``0.02``, ``1e-12``, ``inf``): a message shows why a value is refused."""
+    """A number as text that reads back as the same float: ``:g`` where that is exact
+    (``10``, ``1e+06``, ``0.02``), else every digit (``10.000001``, not ``10``), so that
+    a message shows why a value is refused."""
     x = float(x)
-    if x.is_integer() and abs(x) < 1e16:
-        return str(int(x))
-    return repr(x)
+    short = f"{x:g}"
+    return short if float(short) == x else repr(x)
 
 
 def _check_bounds(param, name: str, vals: np.ndarray, sector: int | None, problems: list) -> None:
