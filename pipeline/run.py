@@ -74,9 +74,9 @@ class Estimate:
     @property
     def breakdown_text(self) -> str:
         return (
-            f"start-up ~{human_seconds(self.startup)} + compiling the kernel "
-            f"~{human_seconds(self.compile)} (first run; cached later runs compile less) "
-            f"+ computing ~{human_seconds(self.compute)}"
+            f"start-up {about(self.startup)} + compiling the kernel "
+            f"{about(self.compile)} (first run; cached later runs compile less) "
+            f"+ computing {about(self.compute)}"
         )
 
     def lines(self) -> list[str]:
@@ -94,6 +94,12 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} PB"
+
+
+def about(s: float) -> str:
+    """``~3 s``, ``~2 min``, or ``<1 s``."""
+    text = human_seconds(s)
+    return text if text.startswith("<") else "~" + text
 
 
 def human_seconds(s: float) -> str:
