@@ -6,6 +6,7 @@ start JAX differently run in subprocesses."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -335,3 +336,23 @@ def test_workers_choose_the_same_way(monkeypatch):
 def test_the_test_process_still_computes_on_the_cpu():
     """(after the test above: the environment it changed is restored)"""
     assert os.environ.get("JAX_PLATFORMS") == "cpu" and device.ENV not in os.environ
+
+
+def test_plan_and_run_say_where_and_how_many_points_a_launch(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    monkeypatch.setenv(device.ENV, "")  # restored after --device sets it
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CFG.format(out=tmp_path / "c.zarr"))
+    r = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["plan", str(cfg)])
+    assert r.exit_code == 0, r.output
+    assert "device           cpu (cpu; chosen by JAX_PLATFORMS; float64); 384 points" in r.output
+    r = CliRunner().invoke(app, ["plan", str(cfg), "--json", "--device", "cpu"])
+    assert json.loads(r.output) | {"device": "cpu", "launch_points": 384} == json.loads(r.output)
+    r = CliRunner(env={"COLUMNS": "200"}).invoke(
+        app, ["run", str(cfg), "--no-progress", "--device", "cpu"]
+    )
+    assert r.exit_code == 0 and "chosen by --device; float64); 384 points per launch" in r.output
