@@ -246,23 +246,38 @@ def test_gpu_results_agree_with_the_cpu(has_gpu, tmp_path):
         assert r.returncode == 0, r.stderr[-3000:]
         res[kind] = dict(np.load(f))
         assert str(res[kind].pop("kind")) == kind
-    c, g = res["cpu"], res["gpu"]
+    assert_agree(res["cpu"], res["gpu"])
+
+
+def assert_agree(c: dict, g: dict) -> None:
+    """``g`` (the GPU's outputs, ``COMPARE``'s names) is ``c`` (the CPU's) within the
+    documented tolerances."""
+    from pipeline.models.dynamic import PATH_KNIFE
+
     assert c.keys() == g.keys()
-    for J in (2, 4):
-        off = ~(c[f"static{J}/knife_edge"] | g[f"static{J}/knife_edge"])
-        assert off.mean() > 0.9
-        for k in [k for k in c if k.startswith(f"static{J}/")]:
-            if c[k].dtype.kind == "f":
-                np.testing.assert_allclose(g[k][off], c[k][off], rtol=1e-12, err_msg=k)
+
+    def apart(wage):
+        """Points whose finite wages are equal or 1e-9 (relative) apart: an order
+        (ranks, best, worst) of wages closer than that is rounding's."""
+        w = np.sort(np.where(np.isfinite(wage), wage, np.inf), axis=1)
+        with np.errstate(invalid="ignore"):  # inf - inf: no second wage
+            gap = np.abs(np.diff(w, axis=1)) / np.maximum(np.abs(w[:, 1:]), 1e-300)
+        return np.all((gap == 0) | (gap > 1e-9) | ~np.isfinite(gap), axis=1)
+
+    for pre in ("static2/", "static4/", "dynamic/"):
+        off = ~(c[pre + "knife_edge"] | g[pre + "knife_edge"])
+        if pre == "dynamic/":  # and off a knife-edge path
+            off &= ~np.any((c[pre + "status"] | g[pre + "status"]) & PATH_KNIFE, axis=1)
+        assert off.mean() > 0.8, pre
+        ordered = off & apart(c[pre + "wage"])
+        for k in [k for k in c if k.startswith(pre)]:
+            m = ordered if k.endswith(("wage_rank", "best", "worst")) else off
+            if c[k].dtype.kind == "f":  # static: rounding; dynamic: 1e-8 documented
+                rtol = 1e-8 if pre == "dynamic/" else 1e-12
+                np.testing.assert_allclose(g[k][m], c[k][m], rtol=rtol, atol=0, equal_nan=True,
+                                           err_msg=k)  # fmt: skip
             else:
-                np.testing.assert_array_equal(g[k][off], c[k][off], err_msg=k)
-    off = ~(c["dynamic/knife_edge"] | g["dynamic/knife_edge"])
-    for k in [k for k in c if k.startswith("dynamic/")]:
-        if c[k].dtype.kind == "f":
-            np.testing.assert_allclose(g[k][off], c[k][off], rtol=1e-8, atol=0, equal_nan=True,
-                                       err_msg=k)  # fmt: skip
-        else:
-            np.testing.assert_array_equal(g[k][off], c[k][off], err_msg=k)
+                np.testing.assert_array_equal(g[k][m], c[k][m], err_msg=k)
 
 
 # ------------------------------------------------------------------ the benchmark
