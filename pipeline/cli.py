@@ -116,7 +116,7 @@ def _device_line(spec, device: str | None, block_points: int) -> tuple[str, dict
         dev = setup(device)
     except DeviceError as exc:
         _fail(str(exc))
-    count, size = slicing(spec.model, block_points, dev.kind)
+    count, size = slicing(spec.model, block_points, dev.kind, spec.J)
     per = f"{size:,} points per launch" + (f", {count} a block" if count > 1 else "")
     return f"device           {dev.text()}; {per}", {"device": dev.kind, "launch_points": size}
 

@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from .grid import Plan
 
 #: points per launch of a point kernel (the static models) on a GPU: enough to fill
-#: it (the CPU computes the model's ``Kernel.slice``, 2^16, that stays in cache)
+#: it (the CPU computes the model's ``Kernel.slice``, 2^16, that stays in cache), for
+#: a model of up to four equilibrium labels (J = 2); with more labels, proportionally
+#: fewer (the intermediates grow with them): 2^21 points for J = 4 (8 labels)
 GPU_POINTS = 1 << 22
 #: points per launch of a batch kernel (the dynamic model's transition: J paths a
 #: point, ~13 KB a path with 401 saved times) on a GPU: tens of thousands of paths
@@ -104,7 +106,7 @@ def device_kind() -> str:
     return kind_of(jax.default_backend())
 
 
-def launch_size(model: str, kind: str | None = None) -> int | None:
+def launch_size(model: str, kind: str | None = None, J: int | None = None) -> int | None:
     """Most points one kernel call carries on a device of ``kind`` (default: this
     process's), None for whole blocks; the one place this is decided.
 
@@ -113,13 +115,17 @@ def launch_size(model: str, kind: str | None = None) -> int | None:
     2-3x the points/s of one 2^20-point call, benchmarks/RESULTS.md; None for the
     dynamic model: a block per call, blocks side by side on threads). Unchanged, so
     every cube computed on a CPU is what it was, bit for bit.
-    GPU: :data:`GPU_POINTS` for a point kernel, :data:`GPU_TRAJECTORIES` for a batch
-    kernel (an integrator whose memory grows with the saved paths)."""
+    GPU: :data:`GPU_POINTS` for a point kernel (over ``labels / 4`` with ``J``'s
+    equilibrium labels, when more than 4), :data:`GPU_TRAJECTORIES` for a batch kernel
+    (an integrator whose memory grows with the saved paths)."""
     kind = kind or device_kind()
-    k = get_model(model).kernel
+    decl = get_model(model)
     if kind == "cpu":
-        return k.slice
-    return GPU_TRAJECTORIES if k.batch is not None else GPU_POINTS
+        return decl.kernel.slice
+    if decl.kernel.batch is not None:
+        return GPU_TRAJECTORIES
+    labels = len(decl.labels(J)) if J is not None else 4
+    return max(1, GPU_POINTS * 4 // max(4, labels))
 
 
 def in_flight(model: str, kind: str | None = None) -> int:
@@ -134,11 +140,11 @@ def in_flight(model: str, kind: str | None = None) -> int:
     return GPU_IN_FLIGHT
 
 
-def slicing(model: str, n: int, kind: str | None = None) -> tuple[int, int]:
+def slicing(model: str, n: int, kind: str | None = None, J: int | None = None) -> tuple[int, int]:
     """``(count, size)``: a block of ``n`` points is computed as ``count`` calls of
     the kernel compiled for ``size`` points (``count * size >= n``, padded), each of
     at most :func:`launch_size` points on this device."""
-    limit = launch_size(model, kind)
+    limit = launch_size(model, kind, J)
     if limit is None or n <= limit:
         return 1, n
     count = -(-n // limit)
@@ -149,7 +155,7 @@ def _launch(model: str, J: int, inputs: dict[str, np.ndarray], static: dict):
     """Dispatch the kernel over ``inputs`` (padded to ``count * size`` points) in
     slices; JAX runs them asynchronously, :func:`_gather` waits."""
     n = len(next(iter(inputs.values())))
-    count, size = slicing(model, n)
+    count, size = slicing(model, n, J=J)
     fn = batch_kernel(model, J, size, **static)
     flat = {k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}
     if count * size > n:
@@ -212,7 +218,7 @@ def blocks_per_launch(spec: SweepSpec, plan: Plan | None = None, kind: str | Non
     from . import grid
 
     kind = kind or device_kind()
-    limit = launch_size(spec.model, kind)
+    limit = launch_size(spec.model, kind, spec.J)
     if kind == "cpu" or limit is None:
         return 1
     return max(1, limit // (plan or grid.Plan.of(spec)).block_points)

@@ -171,6 +171,8 @@ def test_launch_sizes_by_device_kind():
     assert kernels.launch_size("standard", "cpu") == 1 << 16
     assert kernels.launch_size("dynamic", "cpu") is None  # a whole block a call
     assert kernels.launch_size("coordination", "gpu") == kernels.GPU_POINTS >= 1 << 20
+    assert kernels.launch_size("coordination", "gpu", J=2) == kernels.GPU_POINTS
+    assert kernels.launch_size("coordination", "gpu", J=4) == kernels.GPU_POINTS // 2
     assert kernels.launch_size("dynamic", "gpu") == kernels.GPU_TRAJECTORIES >= 1 << 14
     assert kernels.launch_size("coordination") == 1 << 16  # this process: the CPU
     assert kernels.slicing("coordination", 144_600, "cpu") == (3, 48_200)
