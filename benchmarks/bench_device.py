@@ -250,12 +250,19 @@ def main(argv=None) -> None:
     rows = []  # what, device, size, compile s, rate, rate w/ transfers, x cpu, note
 
     def kernel_rows(what, model, J, sizes, make, static, per_point, unit, most):
-        found = []  # (kind, n, compile s, rate, rate with transfers)
+        found, failed = [], []  # (kind, n, compile s, rate, rate with transfers); rows
         for kind, dev in devs.items():
             for n in sizes:
                 if kind == "cpu" and n > most:
                     continue
-                c, t1, t2 = time_kernel(kernels, dev, model, J, make(n), static, repeats)
+                try:
+                    c, t1, t2 = time_kernel(kernels, dev, model, J, make(n), static, repeats)
+                except Exception as exc:  # e.g. out of device memory: a row says so
+                    text = (str(exc).strip().splitlines() or [""])[0][:120]
+                    failed.append((what, kind, f"{n:,}", "-", "-", "-", "-",
+                                   f"failed: {type(exc).__name__}: {text}"))  # fmt: skip
+                    print(f"  {what} | {kind} | {n:,} | {failed[-1][-1]}", file=sys.stderr)
+                    continue
                 found.append((kind, n, c, n * per_point / t1, n * per_point / t2))
                 print(f"  {what} | {kind} | {n:,} | {c:.2f} s | {found[-1][3]:,.0f} {unit}",
                       file=sys.stderr, flush=True)  # fmt: skip
@@ -263,6 +270,7 @@ def main(argv=None) -> None:
         for kind, n, c, rate, rate2 in found:
             rows.append((what, kind, f"{n:,}", f"{c:.2f}", f"{rate:,.0f}", f"{rate2:,.0f}",
                          f"{rate / best:.2f}x" if best else "-", unit))  # fmt: skip
+        rows.extend(failed)
 
     for J in (2, 4):
         kernel_rows(f"static coordination J={J}", "coordination", J, static_sizes,
@@ -279,7 +287,13 @@ def main(argv=None) -> None:
     if e2e_n and _has(*FULL_PACKAGE):
         cpu_rate = None
         for kind in devs:
-            r = end_to_end(kind, e2e_n)
+            try:
+                r = end_to_end(kind, e2e_n)
+            except RuntimeError as exc:
+                text = (str(exc).strip().splitlines() or [""])[-1][:120]
+                rows.append(("end to end, coordination J=2", kind, "-", "-", "-", "-", "-",
+                             f"failed: {text}"))  # fmt: skip
+                continue
             rate = r["points"] / r["wall"]
             cpu_rate = rate if kind == "cpu" else cpu_rate
             share = ", ".join(f"{k} {100 * r[k] / r['wall']:.0f}%"
