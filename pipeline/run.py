@@ -7,7 +7,8 @@ A killed run resumes where it stopped (blocks with a marker are skipped) and giv
 the same cube, bit for bit on the same kind of machine: a block's values depend only
 on the config and the block id, never on which process computed it or in which order.
 XLA may round differently on another CPU, so "bit for bit" holds on one kind of
-machine.
+machine (and device: a GPU's cube agrees with the CPU's within the tolerances of
+README "On a GPU"; :mod:`pipeline.device` chooses where blocks compute).
 """
 
 from __future__ import annotations
