@@ -224,14 +224,19 @@ def blocks_per_launch(spec: SweepSpec, plan: Plan | None = None, kind: str | Non
     return max(1, limit // (plan or grid.Plan.of(spec)).block_points)
 
 
-def launch_blocks(spec: SweepSpec, blocks: list[int], plan: Plan | None = None):
+def launch_blocks(
+    spec: SweepSpec, blocks: list[int], plan: Plan | None = None, slots: int | None = None
+):
     """Start evaluating several blocks in one launch (each padded to the plan's block
-    size, then put end to end); returns a handle for :func:`collect_blocks`. One block
-    is :func:`launch_block` exactly (the same inputs, the same slices)."""
+    size, then put end to end, then padded to ``slots`` blocks: a sweep's last, shorter
+    launch has the shape of the others and compiles no other kernel); returns a handle
+    for :func:`collect_blocks`. One block in one slot is :func:`launch_block` exactly
+    (the same inputs, the same slices)."""
     from . import grid
 
     plan = plan or grid.Plan.of(spec)
-    if len(blocks) == 1:
+    slots = max(len(blocks), slots or 1)
+    if slots == 1:
         return [launch_block(spec, blocks[0], plan)], None
     shapes, parts = [], []
     for b in blocks:
@@ -239,6 +244,8 @@ def launch_blocks(spec: SweepSpec, blocks: list[int], plan: Plan | None = None):
         shapes.append(tuple(s.stop - s.start for s in region))
         parts.append(grid.block_params(spec, region, plan.block_points))
     params = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    n = slots * plan.block_points
+    params = {k: np.pad(v, (0, n - len(v)), mode="edge") for k, v in params.items()}
     inputs = resolve_inputs(spec.model, spec.J, params)
     static = spec.decl.kernel.static(spec)
     return (spec.model, shapes, static, _launch(spec.model, spec.J, inputs, static)), plan

@@ -166,7 +166,7 @@ def pipelined(spec: SweepSpec, blocks, threads: int = 1):
 
     def compute(group: list[int]):
         t0 = time.perf_counter()
-        res = collect_blocks(launch_blocks(spec, group, plan))
+        res = collect_blocks(launch_blocks(spec, group, plan, slots=per))
         return res, t0
 
     pending: deque = deque()

@@ -207,8 +207,10 @@ def test_gpu_sized_launches_give_the_cube_of_cpu_sized_ones(tmp_path, monkeypatc
     monkeypatch.setattr(kernels, "GPU_POINTS", 5 * bp)  # 5 blocks a launch
     gpu = parse_config(CFG.format(out=tmp_path / "gpu.zarr"))
     assert kernels.blocks_per_launch(gpu) == 5 and kernels.in_flight("coordination") == 2
+    before = kernels.trace_count("coordination")
     res = run(gpu)
-    assert res["computed"] == res["blocks"] > 5
+    assert res["computed"] == res["blocks"] == 24  # 5 launches, the last padded to 5 blocks
+    assert kernels.trace_count("coordination") == before + 1  # one shape, one compile
     a, b = open_cube(cpu.output), open_cube(gpu.output)
     for name in a.data_vars:
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
