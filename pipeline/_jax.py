@@ -1,8 +1,11 @@
 """JAX set-up shared by every process that runs a kernel.
 
-Importing this module turns on float64 (``jax_enable_x64``). Every module that
-builds or runs a kernel imports it first, so dask worker processes that unpickle a
-task from :mod:`pipeline` get float64 too; :func:`check_x64` asserts it at run time.
+Importing this module applies the device choice (:mod:`pipeline.device`:
+``MARSHALL_DEVICE``, else ``MARSHALL_JAX_PLATFORMS``, else JAX's own default: a GPU
+when a CUDA jaxlib sees one, else the CPU) and turns on float64
+(``jax_enable_x64``). Every module that builds or runs a kernel imports it first, so
+dask worker processes that unpickle a task from :mod:`pipeline` get float64 and the
+same device choice too; :func:`check_x64` asserts both at run time.
 
 It also turns on JAX's persistent compilation cache (:func:`cache_dir`): a kernel
 compiled once (~5 s for the dynamic model) loads from disk in every later process
@@ -16,12 +19,17 @@ from __future__ import annotations
 
 import os
 
+from . import device as _device
+
 os.environ.setdefault("JAX_ENABLE_X64", "1")
-os.environ.setdefault("JAX_PLATFORMS", os.environ.get("MARSHALL_JAX_PLATFORMS", "cpu"))
+if (_platforms := _device.environ_platforms()) is not None:
+    os.environ["JAX_PLATFORMS"] = _platforms
 
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+if _platforms is not None:  # JAX imported before this module read its environment then
+    jax.config.update("jax_platforms", _platforms)
 
 
 def cache_dir() -> str | None:
@@ -44,8 +52,7 @@ if (_dir := cache_dir()) is not None:
 
 
 def check_x64() -> None:
-    """Raise if JAX would compute in float32 in this process."""
-    import jax.numpy as jnp
-
-    if jnp.zeros(()).dtype != jnp.float64:  # pragma: no cover - defensive
-        raise RuntimeError("JAX float64 is off in this process; import pipeline first")
+    """Raise :class:`pipeline.device.DeviceError` unless this process computes in
+    float64 on the device asked for (:func:`pipeline.device.current`): every process
+    that computes blocks (a dask worker, a SLURM part) calls it first."""
+    _device.current()

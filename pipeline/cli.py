@@ -102,6 +102,28 @@ OutputOpt = Annotated[
     Path | None,
     typer.Option("--output", "-o", help="override the output path", callback=cli_path),
 ]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="cpu or gpu (default: $MARSHALL_DEVICE, else JAX's default backend: the GPU "
+        "when a CUDA jaxlib sees one)"
+    ),
+]
+
+
+def _device_line(spec, device: str | None, block_points: int) -> tuple[str, dict]:
+    """The ``device`` line of plan and run: where this process computes (checked:
+    there, float64) and the points of one kernel launch; and the same as JSON."""
+    from .device import DeviceError, setup
+    from .kernels import slicing
+
+    try:
+        dev = setup(device)
+    except DeviceError as exc:
+        _fail(str(exc))
+    count, size = slicing(spec.model, block_points, dev.kind, spec.J)
+    per = f"{size:,} points per launch" + (f", {count} a block" if count > 1 else "")
+    return f"device           {dev.text()}; {per}", {"device": dev.kind, "launch_points": size}
 
 
 @app.command()
@@ -110,6 +132,7 @@ def plan(
     output: OutputOpt = None,
     workers: Annotated[int | None, typer.Option(help="cores for the estimate")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
+    device: DeviceOpt = None,
 ):
     """Grid size, chunk count, output size and a time estimate, without running."""
     from rich.table import Table
@@ -118,15 +141,16 @@ def plan(
 
     spec = _load(config, output)
     if spec.refine is not None:
-        return _plan_refined(spec, workers, json_out)
+        return _plan_refined(spec, workers, json_out, device)
     est = estimate(spec, workers)
+    dev_line, dev_json = _device_line(spec, device, est.block_points)
     if json_out:
         typer.echo(json.dumps({
             "points": est.points, "blocks": est.blocks, "block_points": est.block_points,
             "bytes": est.bytes, "seconds": est.seconds, "startup_seconds": est.startup,
             "compile_seconds": est.compile, "compute_seconds": est.compute,
             "dims": list(spec.dims),
-            "shape": list(spec.shape), "chunks": list(spec.chunks),
+            "shape": list(spec.shape), "chunks": list(spec.chunks), **dev_json,
         }))  # fmt: skip
         return
     m = spec.decl
@@ -153,15 +177,18 @@ def plan(
         console.print("fixed: " + ", ".join(f"{k} = {v:g}" for k, v in spec.fixed.items()))
     for line in est.lines():
         console.print(line)
+    console.print(dev_line, highlight=False, markup=False)
     console.print(f"output           {spec.output}", highlight=False, markup=False)
 
 
-def _plan_refined(spec, workers, json_out: bool) -> None:
+def _plan_refined(spec, workers, json_out: bool, device: str | None = None) -> None:
     """``marshall plan`` of a refined sweep: computes (or reads) its coarse level."""
     from rich.table import Table
 
+    from .grid import refine_batch
     from .run import estimate_refined
 
+    dev_line, dev_json = _device_line(spec, device, refine_batch(spec))
     est = estimate_refined(spec, workers)
     r = spec.refine
     if json_out:
@@ -172,7 +199,7 @@ def _plan_refined(spec, workers, json_out: bool) -> None:
             "fraction": est.fraction, "seconds": est.seconds,
             "dense_seconds": est.dense_seconds, "chunks": list(spec.chunks),
             "startup_seconds": est.startup, "compile_seconds": est.compile,
-            "level0_from_store": est.from_store,
+            "level0_from_store": est.from_store, **dev_json,
         }))  # fmt: skip
         return
     m = spec.decl
@@ -198,6 +225,7 @@ def _plan_refined(spec, workers, json_out: bool) -> None:
         f"{2 ** (r.grid.n_refined - 1)}x the one before)",
         highlight=False,
     )
+    console.print(dev_line, highlight=False, markup=False)
     console.print(f"output           {spec.output}", highlight=False, markup=False)
 
 
@@ -245,8 +273,10 @@ def run(
     ] = 60.0,
     progress: Annotated[bool, typer.Option(help="progress bar")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    device: DeviceOpt = None,
 ):
     """Compute a sweep into its zarr cube (resumes a killed run of the same config)."""
+    from .device import DeviceError
     from .run import Interrupted, estimate
     from .run import run as run_sweep
     from .store import StoreError
@@ -269,11 +299,26 @@ def run(
             f"~{est.size_text}, {est.time_text} -> {escape(str(spec.output))}",
             highlight=False,
         )
+    if not workers and not scheduler and not cluster:  # computed here: check the device
+        from .grid import Plan, refine_batch
+
+        n = Plan.of(spec).block_points if spec.refine is None else refine_batch(spec)
+        line = _device_line(spec, device, n)[0]
+        if not quiet:
+            console.print(line, highlight=False)
+    elif not quiet:
+        from .device import DeviceError, requested
+
+        try:
+            want = requested(device) or "JAX's default backend there"
+        except DeviceError as exc:
+            _fail(str(exc))
+        console.print(f"device           each worker's: {want}", highlight=False)
     dask_cluster = None
     if cluster:
         from .cluster import slurm_cluster
 
-        dask_cluster = slurm_cluster(spec, jobs=jobs)
+        dask_cluster = slurm_cluster(spec, jobs=jobs, device=device)
     try:
         res = run_sweep(
             spec,
@@ -285,8 +330,9 @@ def run(
             cluster=dask_cluster,
             part=part_t,
             part_grace=part_grace,
+            device=device,
         )
-    except StoreError as exc:
+    except (StoreError, DeviceError) as exc:
         _fail(str(exc))
     except Interrupted as exc:
         err.print(

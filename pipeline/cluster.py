@@ -3,7 +3,9 @@
 Each SLURM job runs one dask worker process that computes many blocks (never one job
 per block); jobs are requested adaptively between 1 and ``jobs`` and recycled before
 their wall time runs out (``--lifetime``), with dask retrying any block a departing
-worker had not finished. float64 is set in every job's environment.
+worker had not finished. float64 is set in every job's environment, and the device
+choice (``device=``, else ``MARSHALL_DEVICE``; neither: each job computes where JAX's
+default backend is, on its GPU if it has one and a CUDA jaxlib).
 
 Settings come from, in order: keyword arguments, ``MARSHALL_SLURM_*`` environment
 variables (``QUEUE``, ``ACCOUNT``, ``WALLTIME``, ``MEMORY``, ``CORES``), defaults.
@@ -54,6 +56,15 @@ def lifetime(walltime: str, margin_min: int = 5) -> str:
     return f"{max(1, int(walltime_minutes(walltime) - margin_min))}m"
 
 
+def _device_exports(device: str | None) -> list[str]:
+    """The job script's lines that make its worker choose ``device`` (None: as this
+    process's environment says; nothing there: JAX's default in the job)."""
+    from .device import ENV, requested
+
+    choice = requested(device) if device is not None else requested()
+    return [] if choice is None else [f"export {ENV}={choice}"]
+
+
 def slurm_cluster(
     spec: SweepSpec | None = None,
     jobs: int = 4,
@@ -64,6 +75,7 @@ def slurm_cluster(
     memory=None,
     cores=None,
     adapt: bool = True,
+    device: str | None = None,
     **extra,
 ):
     """A ``dask_jobqueue.SLURMCluster`` set up for marshall (adaptive, 1..``jobs`` jobs)."""
@@ -83,7 +95,7 @@ def slurm_cluster(
         cores=cores,
         processes=1,  # one worker process per job, using the job's cores through XLA
         job_name=f"marshall-{spec.name}" if spec else "marshall",
-        job_script_prologue=["export JAX_ENABLE_X64=1", "export JAX_PLATFORMS=cpu"],
+        job_script_prologue=["export JAX_ENABLE_X64=1", *_device_exports(device)],
         worker_extra_args=[
             "--lifetime",
             lifetime(walltime),

@@ -7,7 +7,8 @@ A killed run resumes where it stopped (blocks with a marker are skipped) and giv
 the same cube, bit for bit on the same kind of machine: a block's values depend only
 on the config and the block id, never on which process computed it or in which order.
 XLA may round differently on another CPU, so "bit for bit" holds on one kind of
-machine.
+machine (and device: a GPU's cube agrees with the CPU's within the tolerances of
+README "On a GPU"; :mod:`pipeline.device` chooses where blocks compute).
 """
 
 from __future__ import annotations
@@ -188,43 +189,50 @@ def pipelined(spec: SweepSpec, blocks, threads: int = 1):
     GIL): the dynamic model's integration loop runs on one core per call, so this is
     how one process uses every core. The first block computes alone, so that the
     kernel is traced and compiled once. Results do not depend on ``threads``.
+    On a GPU one launch carries several consecutive blocks
+    (:func:`pipeline.kernels.blocks_per_launch`; one on the CPU).
     """
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
     from . import _jax
-    from .kernels import collect_block, launch_block
+    from .kernels import blocks_per_launch, collect_blocks, launch_blocks
 
     _jax.check_x64()
     plan = Plan.of(spec)
     log = Path(spec.output) / STATE / "computed.log"
     threads = max(1, threads)
+    blocks, per = list(blocks), blocks_per_launch(spec, plan)
+    groups = [blocks[i : i + per] for i in range(0, len(blocks), per)]
 
-    def compute(b: int):
+    def compute(group: list[int]):
         t0 = time.perf_counter()
-        res = collect_block(launch_block(spec, b, plan))
+        res = collect_blocks(launch_blocks(spec, group, plan, slots=per))
         return res, t0
 
     pending: deque = deque()
     with CubeWriter(spec, plan) as writer:
 
-        def finish(item) -> dict:
-            b, fut = item
+        def finish(item):
+            group, fut = item
             res, t0 = fut.result()
-            return writer.write(b, res, seconds=time.perf_counter() - t0)
+            seconds = (time.perf_counter() - t0) / len(group)
+            for b, r in zip(group, res):
+                yield writer.write(b, r, seconds=seconds)
 
         with ThreadPoolExecutor(threads, thread_name_prefix="marshall-block") as pool:
             try:
-                for n, b in enumerate(blocks):
+                for n, group in enumerate(groups):
                     with open(log, "a") as fh:  # one short O_APPEND line per computation
-                        fh.write(json.dumps({"block": b, "pid": os.getpid()}) + "\n")
-                    pending.append((b, pool.submit(compute, b)))
+                        for b in group:
+                            fh.write(json.dumps({"block": b, "pid": os.getpid()}) + "\n")
+                    pending.append((group, pool.submit(compute, group)))
                     if n == 0 and threads > 1:
                         pending[0][1].result()  # compile once, before the others start
                     while len(pending) > threads:
-                        yield finish(pending.popleft())
+                        yield from finish(pending.popleft())
                 while pending:
-                    yield finish(pending.popleft())
+                    yield from finish(pending.popleft())
             finally:
                 for _, fut in pending:  # interrupted: let started blocks finish computing
                     fut.cancel()
@@ -309,7 +317,7 @@ def _local_cluster(workers: int):
 
     env = {
         "JAX_ENABLE_X64": "1",
-        "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"),
+        **_device_env(),
         "OMP_NUM_THREADS": "1",
         # one core per worker process: XLA's own thread pool would oversubscribe
         "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
@@ -323,6 +331,15 @@ def _local_cluster(workers: int):
             env=env,
             silence_logs=50,
         )
+
+
+def _device_env() -> dict[str, str]:
+    """The device choice of this process, for the workers it starts: they choose the
+    same way (``MARSHALL_DEVICE``, ``JAX_PLATFORMS``; neither: JAX's default, a GPU
+    where there is one) and share a GPU without each taking most of its memory."""
+    keys = ("MARSHALL_DEVICE", "MARSHALL_JAX_PLATFORMS", "JAX_PLATFORMS")
+    env = {k: os.environ[k] for k in keys if os.environ.get(k)}
+    return env | {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
 
 def part_blocks(plan: Plan, part: tuple[int, int] | None) -> list[int]:
@@ -374,6 +391,7 @@ def run(
     finalize_cube: bool = True,
     threads: int | None = None,
     part_grace: float = 60.0,
+    device: str | None = None,
 ) -> dict:
     """Compute every block of ``spec`` not yet done and finalize the cube.
 
@@ -390,8 +408,14 @@ def run(
     raises :class:`Interrupted` once the blocks in flight are written.
     Returns a summary dict (action, blocks computed/skipped, seconds, regimes).
     A refined sweep (``spec.refine``) runs level by level (:func:`run_refined`; parts
-    wait for each level, ``part_grace``).
+    wait for each level, ``part_grace``). ``device`` (``cpu``, ``gpu``; default: the
+    environment's, else JAX's default backend) is where this process and the workers
+    it starts compute (:mod:`pipeline.device`).
     """
+    if device is not None:
+        from .device import use
+
+        use(device)
     if spec.refine is not None:
         return run_refined(spec, workers=workers, scheduler=scheduler, overwrite=overwrite,
                            progress=progress, cluster=cluster, max_blocks=max_blocks,
@@ -428,7 +452,9 @@ def run(
             try:
                 if in_process:
                     if threads is None:
-                        threads = (os.cpu_count() or 1) if spec.decl.kernel.threads else 1
+                        from .kernels import in_flight
+
+                        threads = in_flight(spec.model)
                     for summary in pipelined(spec, todo, threads):
                         tick(summary)
                 else:

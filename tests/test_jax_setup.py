@@ -64,3 +64,26 @@ def test_a_second_process_loads_the_compiled_kernel(tmp_path):
     second = once()
     assert sorted(p.name for p in cache.iterdir()) == entries
     assert second["regime"] == first["regime"]
+
+
+@pytest.mark.parametrize(
+    ("env", "want"),
+    [
+        ({"MARSHALL_JAX_PLATFORMS": "cpu"}, "cpu cpu"),  # the older setting still works
+        ({"MARSHALL_DEVICE": "cpu", "MARSHALL_JAX_PLATFORMS": "cuda"}, "cpu cpu"),
+        ({}, "None *"),  # nothing set: JAX's default backend (a GPU where there is one)
+    ],
+)
+def test_importing_pipeline_jax_applies_the_device_choice(env, want):
+    """``JAX_PLATFORMS`` is no longer forced to ``cpu``: a CUDA jaxlib's GPU is used
+    by default; the choices of pipeline.device apply before JAX starts."""
+    code = (
+        "import os; from pipeline import _jax; import jax; "
+        "print(os.environ.get('JAX_PLATFORMS'), jax.default_backend())"
+    )
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("JAX_PLATFORMS", "MARSHALL_DEVICE", "MARSHALL_JAX_PLATFORMS")}  # fmt: skip
+    res = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    got, want = res.stdout.split()[-2:], want.split()
+    assert got[0] == want[0] and want[1] in ("*", got[1])
