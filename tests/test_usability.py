@@ -40,3 +40,73 @@ def test_every_a_hat_zero_is_a_knife_edge_path(save_paths):
     assert (st[:2] & dyn.PATH_KNIFE).all(), st
     assert not out["path_feasible"][2, 0] and out["path_feasible"][2, 1]
     assert not (st[2] & dyn.PATH_KNIFE).any(), st
+
+
+# ------------------------------------------------------- 22: the Mill test, g = 0
+
+
+def _standard_point(r_1, r_2, theta, theta_S):
+    from pipeline.models import standard
+    from pipeline.models._spec import NUMPY, evaluate
+
+    inp = {k: np.float64(v) for k, v in dict(r_1=r_1, r_2=r_2, theta=theta,
+                                              theta_S=theta_S).items()}  # fmt: skip
+    return standard, NUMPY, inp, evaluate(standard.MODEL, NUMPY, standard.LABELS, inp)
+
+
+@pytest.mark.parametrize(("r_2", "held"), [(1.5, 1), (0.8, 1)])
+def test_mill_claim_is_the_existence_of_c2(r_2, held):
+    """The claim ``CA`` is MODEL.md's Mill test (section 8.3: ``tau_min[C2] = 0``, C2
+    exists without protection) against CA (``c > 1``), and it is checked also where
+    C2 does not exist (``c = 0.8``: B1 alone, the Mill test fails as CA does)."""
+    std, _, _, out = _standard_point(1.0, r_2, 2.0, 2.0)
+    i = [c.label for c in std.MODEL.claims_list].index("CA")
+    assert "C2 exists" in std.MODEL.claims_list[i].text
+    assert int(out["claims"][i]) == held  # 1 held (checked), not -1 (not applicable)
+
+
+def test_mill_claim_can_fail():
+    """A kernel that got C2's existence wrong (C2 said to exist at ``c = 0.8 < 1``, or
+    not to exist at ``c = 1.5``) fails the claim; the old statement (``w(C2) > w(B1)
+    iff c > 1`` where both exist) compared ``r_2`` with ``r_1`` and held whatever the
+    existence. And where South's scale binds (``theta_S < theta``) the Mill test
+    needs ``c >= theta / theta_S`` (here 4/3): at ``c = 1.2`` CA holds but C2 does not
+    exist, which is why the claim is checked only at ``theta_S = theta``."""
+    for r_2 in (0.8, 1.5):
+        std, ops, inp, out = _standard_point(1.0, r_2, 2.0, 2.0)
+        e = std.MODEL.economy(ops, **inp)
+        bad = dict(out, exists=np.array(out["exists"]).copy())
+        bad["exists"][1] = ~bad["exists"][1]
+        bad["exists"][0] = True  # both corners "exist"
+        codes = std.claims(ops, inp, bad, e["aux"])
+        assert int(codes[1]) == 0, (r_2, codes)  # checked and failed
+    _, _, _, small = _standard_point(1.0, 1.2, 2.0, 1.5)  # theta_S / theta = 3/4
+    assert not small["exists"][1] and 1.2 > 1.0  # CA, yet the Mill test fails
+    assert int(small["claims"][1]) == -1  # not checked where scale binds
+
+
+def test_docs_and_config_agree_on_g_and_eps_zero():
+    """MODEL.md section 5 has ``g_j > 0``, ``eps_j > 0`` and a config refuses 0; the
+    docs must not describe what a sweep gives at ``g = 0`` as if a config could ask
+    for it: every mention of a zero rate says that a config refuses it, or that only
+    the kernel called directly takes it."""
+    import re
+    from pathlib import Path
+
+    from pipeline import ConfigError, parse_config
+
+    for name in ("g", "eps"):
+        text = (
+            "model: dynamic\nsectors: 2\nparams:\n  r_1: 1.4\n  r_2: 1.0\n  theta_1: 1.5\n"
+            f"  theta_2: 3.0\n  g: {0 if name == 'g' else 0.02}\n"
+            f"  eps: {0 if name == 'eps' else 0.05}\noutput: x.zarr\n"
+        )
+        with pytest.raises(ConfigError, match=f"params.{name}"):
+            parse_config(text)
+    docs = (Path(__file__).parents[1] / "docs" / "models.md").read_text()
+    zero = re.compile(r"`(g|eps)(_[jk])? = 0`|`(g|eps)`, `(g|eps)` 0 or")
+    paragraphs = re.split(r"\n\s*\n", docs)
+    for par in paragraphs:
+        for line in par.splitlines():
+            if zero.search(line):
+                assert "refuse" in par or "refuse" in line, line
