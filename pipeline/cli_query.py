@@ -501,6 +501,8 @@ def sensitivity(
                                      num_resamples=resamples)  # fmt: skip
     except QueryError as exc:
         _fail(str(exc))
+    for w in df.attrs.get("warnings", []):  # e.g. inputs dependent under --given
+        err.print(f"[bold yellow]warning:[/] {escape(w)}", highlight=False)
     if fmt is Format.json:
         _emit_json(
             {
@@ -508,6 +510,7 @@ def sensitivity(
                 "given": given,
                 "method": method.value,
                 "n": df.attrs.get("n"),
+                "warnings": df.attrs.get("warnings", []),
                 "indices": df.reset_index().to_dict("records"),
             }
         )

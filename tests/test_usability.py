@@ -110,3 +110,96 @@ def test_docs_and_config_agree_on_g_and_eps_zero():
         for line in par.splitlines():
             if zero.search(line):
                 assert "refuse" in par or "refuse" in line, line
+
+
+# ------------------------------------------------------ 14: sensitivity under given
+
+
+def _coordination_sample(n=4000, seed=3):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(
+        {
+            "r_1": np.exp(rng.uniform(np.log(0.25), np.log(4.0), n)),
+            "r_2": np.exp(rng.uniform(np.log(0.25), np.log(4.0), n)),
+            "theta_1": rng.uniform(1.05, 4.0, n),
+            "theta_2": rng.uniform(1.05, 4.0, n),
+        }
+    )
+    # coordination, J = 2: B1+C1+C2 holds where r_1 / r_2 <= theta_1 (C2) and
+    # r_2 / theta_2 < r_1 / theta_1 (B1 the better baseline)
+    regime = (X.r_1 / X.r_2 <= X.theta_1) & (X.r_2 / X.theta_2 < X.r_1 / X.theta_1)
+    return X, regime.to_numpy()
+
+
+def test_sensitivity_given_a_regime_warns_that_inputs_are_dependent():
+    """The README's old example: ``w(C1) = r_1`` in the regime ``B1+C1+C2``. The regime
+    makes ``r_1`` and ``r_2`` dependent (Spearman ~ +0.8), so the delta analysis
+    credits ``r_2``, which ``w(C1)`` does not depend on; the result says so, naming the
+    pair and its correlation. A box (``theta_1 > 2``) keeps the inputs independent:
+    no warning."""
+    from pipeline import analysis as A
+
+    X, regime = _coordination_sample()
+    y = X["r_1"].to_numpy()  # w(C1) = r_1
+    res = A.sensitivity(X, y, method="delta", design="random", given=regime,
+                        num_resamples=10)  # fmt: skip
+    assert res.loc["r_2", "S1"] > 0.3  # the misleading credit itself
+    (text,) = res.attrs["warnings"]
+    dep = res.attrs["dependence"].set_index(["a", "b"])
+    rho = dep.loc[("r_1", "r_2"), "spearman"]
+    assert 0.7 < rho < 0.9 and dep.loc[("r_1", "r_2"), "dependent"]
+    assert f"r_1 ~ r_2 {rho:+.2f}" in text and "dependent" in text
+    box = A.sensitivity(X, y, method="pawn", design="random",
+                        given=X["theta_1"].to_numpy() > 2, num_resamples=10)  # fmt: skip
+    assert box.attrs["warnings"] == [] and not box.attrs["dependence"]["dependent"].any()
+    # no subset, no check (a design's inputs are independent by construction)
+    assert A.sensitivity(X, y, method="delta", design="random", num_resamples=10
+                         ).attrs["warnings"] == []  # fmt: skip
+
+
+def test_dependence_threshold_is_what_independent_inputs_exceed_rarely():
+    """Spearman's rho of independent inputs has variance 1/(n - 1); the bound
+    ``z_{1 - 0.01/(2m)} / sqrt(n - 1)`` flags some pair of 4 independent inputs in at
+    most about 1% of samples (here 400 samples of 150 points), and flags a real
+    dependence of 0.3 at that size nearly always."""
+    from pipeline import analysis as A
+
+    rng = np.random.default_rng(0)
+    n, trials = 150, 400
+    assert A.dependence_threshold(n, 6) == pytest.approx(3.1437 / np.sqrt(n - 1), rel=1e-3)
+    false = sum(A.input_dependence(rng.random((n, 4)))["dependent"].any() for _ in range(trials))
+    assert false / trials <= 0.03
+    hits = 0
+    for _ in range(50):
+        z = rng.standard_normal((n, 2))
+        x = np.column_stack([z[:, 0], 0.45 * z[:, 0] + np.sqrt(1 - 0.45**2) * z[:, 1]])
+        hits += bool(A.input_dependence(x)["dependent"].any())
+    assert hits >= 45
+
+
+def test_cli_sensitivity_prints_the_dependence_warning(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from pipeline import parse_config, run
+    from pipeline.cli import app
+
+    text = (
+        "model: coordination\nsectors: 2\ndesign: {random: 1500, seed: 5}\nparams:\n"
+        "  r_1: {loguniform: [0.25, 4.0]}\n  r_2: {loguniform: [0.25, 4.0]}\n"
+        "  theta_1: {uniform: [1.05, 4.0]}\n  theta_2: {uniform: [1.05, 4.0]}\n"
+        "output: x.zarr\n"
+    )
+    run(parse_config(text, output=tmp_path / "d.zarr"))
+    args = ["sensitivity", str(tmp_path / "d.zarr"), "--output",
+            "wage.sel(equilibrium='C1')", "--given", "regime == 'B1+C1+C2'",
+            "--method", "delta", "--resamples", "10"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "warning" in res.output and "r_1 ~ r_2 +0." in res.output
+    res = CliRunner().invoke(app, args + ["--format", "json"])
+    out = json.loads(res.stdout[res.stdout.index("{") :])
+    assert any("r_1 ~ r_2" in w for w in out["warnings"])
