@@ -255,7 +255,7 @@ def query(
         shares = acc.regime_share(where=where) if where else acc.regime_share()
         s = acc.summary()
         n = acc.count(where) if where else s["done"]
-        counts = (shares * n).round().astype("int64")
+        counts = (shares * shares.attrs.get("counted", n)).round().astype("int64")
         table = pd.DataFrame({"share": shares, "points": counts})
         if fmt is Format.json:
             _emit_json(
@@ -299,7 +299,11 @@ def query(
             f"{s['multiple']:,}",
             highlight=False,
         )
-        title = "regime shares" + (f" where {where}" if where else "") + f" ({n:,} points)"
+        title = (
+            f"regime {shares.name}"
+            + (f" where {where}" if where else "")
+            + f" ({shares.attrs.get('counted', n):,} points)"
+        )
         _print_df(table.assign(share=[f"{v:.2%}" for v in shares]), title, fmt)
     except QueryError as exc:
         _fail(str(exc))
@@ -590,13 +594,16 @@ def report(
     figures_dir: Annotated[
         Path | None, typer.Option("--figures", help="figures directory (default RESULTS/figures)")
     ] = None,
+    shares: Annotated[
+        str, typer.Option(help="refined cubes: shares of 'area' or 'points'")
+    ] = "area",
 ):
     """Write a markdown report: every cube's grid, regime shares, claims and figures."""
     from .report import build_report, find_cubes
 
     try:
-        build_report(results, output, figures_dir)
-    except FileNotFoundError as exc:
+        build_report(results, output, figures_dir, shares=shares)
+    except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     except OSError as exc:
         from .cli import os_error_text

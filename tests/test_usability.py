@@ -203,3 +203,78 @@ def test_cli_sensitivity_prints_the_dependence_warning(tmp_path):
     res = CliRunner().invoke(app, args + ["--format", "json"])
     out = json.loads(res.stdout[res.stdout.index("{") :])
     assert any("r_1 ~ r_2" in w for w in out["warnings"])
+
+
+# ------------------------------------------------- 15: refined cubes' regime shares
+
+REFINED = """model: coordination
+sectors: 2
+params:
+  r_1: {logspace: [0.25, 8.0, 9]}
+  r_2: 1.0
+  theta_1: {linspace: [1.05, 6.0, 7]}
+  theta_2: 2.0
+%s
+output: x.zarr
+"""
+
+
+@pytest.fixture(scope="module")
+def refined_pair(tmp_path_factory):
+    """A refined coordination cube (3 levels) in a results directory, and the dense
+    sweep of its finest grid (65 x 49)."""
+    from pipeline import open_cube, parse_config, run
+
+    tmp = tmp_path_factory.mktemp("refined")
+    ref = parse_config(REFINED % "refine: {on: [regime], levels: 3}",
+                       output=tmp / "results" / "cubes" / "ref.zarr")  # fmt: skip
+    text = REFINED.replace("0, 9]}", "0, 65]}").replace("0, 7]}", "0, 49]}")
+    dense = parse_config(text % "", output=tmp / "dense.zarr")
+    run(ref)
+    run(dense)
+    return tmp, open_cube(ref.output), open_cube(dense.output)
+
+
+def test_refined_regime_shares_are_shares_of_area(refined_pair):
+    """A refined sweep crowds its computed points near boundaries: their shares are not
+    the regimes' areas. ``regime_share()`` gives the area (the finest grid, as the
+    dense sweep of it gives, exactly), says so, and ``of="points"`` the other."""
+    import pipeline.query  # noqa: F401
+
+    _, ref, dense = refined_pair
+    area, pts, truth = (ref.marshall.regime_share(), ref.marshall.regime_share(of="points"),
+                        dense.marshall.regime_share())  # fmt: skip
+    assert int(dense["knife_edge"].sum()) == 0
+    np.testing.assert_array_equal(area.to_numpy(), truth.reindex(area.index).to_numpy())
+    assert area.name == "share of area (finest grid)" and area.attrs["of"] == "area"
+    assert pts.name == "share of computed points" and area.attrs["counted"] == 65 * 49
+    assert pts.attrs["counted"] == int(ref["computed"].sum()) < 65 * 49
+    assert (area - pts).abs().max() > 0.05  # e.g. B2+C2: 20.0% of the area, 13.8% of points
+    by_a = ref.marshall.regime_share(by="theta_1", where="r_1 > 1")
+    by_d = dense.marshall.regime_share(by="theta_1", where="r_1 > 1")
+    np.testing.assert_array_equal(by_a.to_numpy(), by_d[by_a.columns].to_numpy())
+    assert by_a.attrs["caption"] == "share of area (finest grid)"
+
+
+def test_report_says_which_share_a_table_shows(refined_pair):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from pipeline.report import build_report
+
+    tmp, ref, dense = refined_pair
+    truth = dense.marshall.regime_share()
+    text = build_report(tmp / "results", tmp / "report.md")
+    assert "| regime | share of area (finest grid) | finest-grid points |" in text
+    assert "Shares of the area" in text
+    for name, v in truth.items():
+        assert f"| {name} | {v:.2%} | {round(v * 65 * 49)} |" in text
+    text = build_report(tmp / "results", tmp / "report2.md", shares="points")
+    assert "| regime | share of computed points | points |" in text
+    res = CliRunner().invoke(app, ["report", str(tmp / "results"), "-o", str(tmp / "r3.md"),
+                                   "--shares", "points"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "share of computed points" in (tmp / "r3.md").read_text()
+    res = CliRunner().invoke(app, ["report", str(tmp / "results"), "-o", str(tmp / "r4.md"),
+                                   "--shares", "cells"])  # fmt: skip
+    assert res.exit_code == 2 and "area, points" in res.output
