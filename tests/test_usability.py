@@ -392,3 +392,153 @@ def test_demo_configs_sit_off_knife_edges(path, tmp_path):
         st = ds["status"].transpose(*ds["knife_edge"].dims, "target").values
         path_share = ((st & 64) > 0)[keep].mean(axis=0)
         assert (path_share <= KNIFE_SHARE_MAX).all(), f"{path.stem}: {path_share}"
+
+
+# --------------------------------------------------------- 18: colours, colour bars
+
+
+def test_ciede2000_matches_the_reference_pairs():
+    """Reference pairs of Sharma, Wu & Dalal (2005), Table 1: to 1e-4, both orders."""
+    from pipeline.colors import ciede2000
+
+    pairs = [
+        ((50, 2.6772, -79.7751), (50, 0, -82.7485), 2.0425),
+        ((50, 3.1571, -77.2803), (50, 0, -82.7485), 2.8615),
+        ((50, 0, 0), (50, -1, 2), 2.3669),
+        ((50, 2.49, -0.001), (50, -2.49, 0.0009), 7.1792),
+        ((50, 2.5, 0), (73, 25, -18), 27.1492),
+        ((50, 2.5, 0), (61, -5, 29), 22.8977),
+        ((50, 2.5, 0), (56, -27, -3), 31.9030),
+        ((50, 2.5, 0), (58, 24, 15), 19.4535),
+        ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+        ((2.0776, 0.0795, -1.1350), (0.9033, -0.0636, -0.5514), 0.9082),
+    ]
+    for a, b, ref in pairs:
+        assert ciede2000(a, b) == pytest.approx(ref, abs=1e-4)
+        assert ciede2000(b, a) == pytest.approx(ref, abs=1e-4)
+
+
+def _min_delta_e(colours):
+    from itertools import combinations
+
+    from pipeline.colors import delta_e
+
+    return min(delta_e(a, b) for a, b in combinations(colours, 2))
+
+
+def test_palette_reserve_greys_black_and_white_are_pairwise_distinguishable():
+    from pipeline import colors as C
+
+    every = C.PALETTE + C.RESERVE + [C.NONE_COLOR, C.MISSING_COLOR, "#000000", "#ffffff"]
+    assert len(set(every)) == len(every)
+    assert _min_delta_e(every) >= C.MIN_DELTA_E
+    assert C.delta_e("#b142d7", "#8e42d7") < C.MIN_DELTA_E  # the pair this replaced
+
+
+def _regimes_of_a_slice(tmp_path, J: int) -> list[str]:
+    """The regimes of a phase diagram of ``coordination`` with J sectors: r_1 x theta_1,
+    the other sectors in the WP's order (r_j falling, theta_j rising)."""
+    from pipeline import open_cube, parse_config, run
+
+    lines = [
+        "model: coordination",
+        f"sectors: {J}",
+        "params:",
+        "  r_1: {logspace: [0.25, 8.0, 41]}",
+        "  theta_1: {linspace: [1.05, 6.0, 40]}",
+    ]
+    for j in range(2, J + 1):
+        lines += [f"  r_{j}: {1.0 - 0.08 * (j - 2):g}", f"  theta_{j}: {1.5 + 0.4 * (j - 2):g}"]
+    spec = parse_config("\n".join(lines + ["output: x.zarr"]) + "\n",
+                        output=tmp_path / f"j{J}.zarr")  # fmt: skip
+    run(spec)
+    return list(open_cube(spec.output).marshall.regime_names().values())
+
+
+def test_regime_colours_of_one_figure_are_distinguishable_for_every_J(tmp_path):
+    """For J = 2..10 (config.MAX_SECTORS), the colours of a phase diagram's regimes
+    (and the greys beside them) differ pairwise by at least MIN_DELTA_E (CIEDE2000).
+    Before: J = 3's C1+C2+C3 and B2+C1+C2+C3 got #b142d7 and #8e42d7 (6.7 apart)."""
+    from pipeline import colors as C
+    from pipeline.config import MAX_SECTORS
+
+    old = C.regime_colors(["C1+C2+C3", "B2+C1+C2+C3", "B1+C1+C2+C3"])
+    assert _min_delta_e(list(old.values())) >= C.MIN_DELTA_E
+    for J in range(2, MAX_SECTORS + 1):
+        names = _regimes_of_a_slice(tmp_path, J)
+        cols = C.regime_colors(names)
+        assert len(names) > 1
+        assert _min_delta_e(list(cols.values()) + [C.MISSING_COLOR]) >= C.MIN_DELTA_E, J
+        assert C.regime_colors(reversed(names)) == cols  # the set decides, not the order
+
+
+def test_any_set_of_regime_names_up_to_the_capacity_is_distinguishable():
+    """Random sets of regime names (label sets of J = 2..10) of every size up to
+    ``len(PALETTE) + len(RESERVE)``: pairwise >= MIN_DELTA_E; fixed names keep their
+    fixed colour."""
+    from pipeline import colors as C
+
+    rng = np.random.default_rng(1)
+    cap = len(C.PALETTE) + len(C.RESERVE)
+    for size in (2, 5, 12, 32, 60, cap):
+        J = int(rng.integers(3, 11))
+        labs = [f"{x}{j}" for x in "BC" for j in range(1, J + 1)]
+        names = set(rng.choice(list(C.FIXED), size=min(size // 3, 16), replace=False))
+        while len(names) < size:
+            k = int(rng.integers(1, len(labs) + 1))
+            names.add("+".join(sorted(rng.choice(labs, size=k, replace=False))))
+        cols = C.regime_colors(sorted(names))
+        assert len(set(cols.values())) == len(names)
+        assert _min_delta_e(list(cols.values())) >= C.MIN_DELTA_E, size
+        assert all(cols[n] == C.FIXED[n] for n in names if n in C.FIXED)
+
+
+def test_pv_gain_colour_scale_is_robust_to_a_few_extreme_points():
+    from pipeline.figures import ROBUST_PERCENTILES, robust_limits
+
+    rng = np.random.default_rng(0)
+    vals = np.concatenate([rng.normal(0.2, 0.1, 1000), [40.0, 55.0, -30.0], [np.nan] * 5])
+    lo, hi, extend = robust_limits(vals)
+    fin = vals[np.isfinite(vals)]
+    assert (lo, hi) == tuple(np.percentile(fin, ROBUST_PERCENTILES))
+    assert -0.1 < lo < hi < 0.5 and extend == "both"
+    assert robust_limits(np.linspace(0, 1, 10)) == (0.0, 1.0, "neither")  # few: full range
+
+
+def test_pv_gain_panel_has_robust_limits_extend_arrows_and_says_so(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pipeline import figures, open_cube, parse_config, run
+
+    text = (
+        "model: dynamic\nsectors: 2\nparams:\n  r_1: {logspace: [0.5, 8.0, 12]}\n"
+        "  r_2: 1.0\n  theta_1: {linspace: [1.05, 4.0, 10]}\n  theta_2: 3.0\n"
+        "  g: 0.03\n  eps: 0.05\n  T: 50.0\n  n_time: 5\noutput: x.zarr\n"
+    )
+    spec = parse_config(text, output=tmp_path / "d.zarr")
+    run(spec)
+    ds = open_cube(spec.output)
+    vals = np.asarray(ds["pv_gain"].sel(target=2).transpose("theta_1", "r_1").values, float)
+    lo, hi, extend = figures.robust_limits(vals)
+    assert extend != "neither"
+    fig, ax = plt.subplots()
+    figures.plot_welfare(ds, "r_1", "theta_1", ax=ax, kind="pv_gain:2")
+    cbar = next(a for a in fig.axes if a is not ax)
+    mesh = ax.collections[-1]
+    assert (mesh.norm.vmin, mesh.norm.vmax) == pytest.approx((lo, hi))
+    assert mesh.colorbar.extend == extend
+    assert "percentiles" in cbar.get_ylabel()
+    plt.close("all")
+
+
+def test_boundary_line_styles_are_a_public_table():
+    from pipeline import colors as C
+    from pipeline import figures
+
+    assert len(C.BOUNDARY_DASHES) == len(figures.BOUNDARY_STYLES) == 8
+    assert figures.BOUNDARY_STYLES[0] == "-" and C.boundary_dash(0) == []
+    assert C.boundary_dash(1, width=2.0) == [7, 3]
+    assert figures.BOUNDARY_STYLES[9 % 8] == C.boundary_linestyle(9)
