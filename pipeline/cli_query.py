@@ -258,7 +258,7 @@ def query(
         shares = acc.regime_share(where=where) if where else acc.regime_share()
         s = acc.summary()
         n = acc.count(where) if where else s["done"]
-        counts = (shares * n).round().astype("int64")
+        counts = (shares * shares.attrs.get("counted", n)).round().astype("int64")
         table = pd.DataFrame({"share": shares, "points": counts})
         if fmt is Format.json:
             _emit_json(
@@ -302,7 +302,11 @@ def query(
             f"{s['multiple']:,}",
             highlight=False,
         )
-        title = "regime shares" + (f" where {where}" if where else "") + f" ({n:,} points)"
+        title = (
+            f"regime {shares.name}"
+            + (f" where {where}" if where else "")
+            + f" ({shares.attrs.get('counted', n):,} points)"
+        )
         _print_df(table.assign(share=[f"{v:.2%}" for v in shares]), title, fmt)
     except QueryError as exc:
         _fail(str(exc))
@@ -511,6 +515,8 @@ def sensitivity(
                                      num_resamples=resamples)  # fmt: skip
     except QueryError as exc:
         _fail(str(exc))
+    for w in df.attrs.get("warnings", []):  # e.g. inputs dependent under --given
+        err.print(f"[bold yellow]warning:[/] {escape(w)}", highlight=False)
     if fmt is Format.json:
         _emit_json(
             {
@@ -518,6 +524,7 @@ def sensitivity(
                 "given": given,
                 "method": method.value,
                 "n": df.attrs.get("n"),
+                "warnings": df.attrs.get("warnings", []),
                 "indices": df.reset_index().to_dict("records"),
             }
         )
@@ -603,13 +610,16 @@ def report(
             "--figures", help="figures directory (default RESULTS/figures)", callback=cli_path
         ),
     ] = None,
+    shares: Annotated[
+        str, typer.Option(help="refined cubes: shares of 'area' or 'points'")
+    ] = "area",
 ):
     """Write a markdown report: every cube's grid, regime shares, claims and figures."""
     from .report import build_report, find_cubes
 
     try:
-        build_report(results, output, figures_dir)
-    except FileNotFoundError as exc:
+        build_report(results, output, figures_dir, shares=shares)
+    except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     except OSError as exc:
         from .cli import os_error_text

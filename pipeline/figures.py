@@ -39,13 +39,15 @@ from matplotlib.patches import Patch
 from . import query as _query  # noqa: F401  (registers ds.marshall)
 from .colors import (
     ABSENT_COLOR,
+    BOUNDARY_DASHES,
     MISSING_COLOR,
     NONE_COLOR,
     OKABE_ITO,
     PALETTE,
+    boundary_linestyle,
     label_color,
-    regime_color,
 )
+from .colors import regime_colors as _regime_colors
 from .query import QueryError
 from .query import meta as _meta
 
@@ -53,16 +55,10 @@ from .query import meta as _meta
 INFINITE_COLOR = "#4d4d4d"
 #: hatch over knife-edge cells of a phase diagram
 KNIFE_HATCH = "xxxx"
-BOUNDARY_STYLES = [
-    "-",
-    "--",
-    ":",
-    "-.",
-    (0, (5, 1, 1, 1)),
-    (0, (1, 3)),
-    (0, (8, 2)),
-    (0, (3, 1, 1, 1, 1, 1)),
-]
+#: matplotlib line styles of the boundaries, in order (cycled): the public table is
+#: :data:`pipeline.colors.BOUNDARY_DASHES` (with :func:`pipeline.colors.boundary_dash`
+#: for Bokeh), which the explorer reuses
+BOUNDARY_STYLES = [boundary_linestyle(i) for i in range(len(BOUNDARY_DASHES))]
 
 
 def _color(i: int) -> str:
@@ -71,8 +67,9 @@ def _color(i: int) -> str:
 
 def regime_colors(ds: xr.Dataset) -> dict[str, str]:
     """``{regime name: hex colour}`` for every regime of the cube
-    (:func:`pipeline.colors.regime_color`: fixed per name, whatever the cube)."""
-    return {name: regime_color(name) for name in ds.marshall.regime_names().values()}
+    (:func:`pipeline.colors.regime_colors`: fixed per name where the palette has one,
+    every two at least ``MIN_DELTA_E`` apart in CIEDE2000)."""
+    return _regime_colors(ds.marshall.regime_names().values())
 
 
 def label_colors(ds: xr.Dataset) -> dict[str, str]:
@@ -294,6 +291,7 @@ def _phase_scatter(ds, x, y, at, ax, boundaries, legend):
     done = np.asarray(pts["done"].values, bool)
     reg = np.asarray(pts["regime"].values)
     names = acc.regime_names()
+    colors = regime_colors(ds)
     ax = _new_ax(ax)
     xv, yv = np.asarray(pts[x].values), np.asarray(pts[y].values)
     handles = []
@@ -301,9 +299,9 @@ def _phase_scatter(ds, x, y, at, ax, boundaries, legend):
     for code, name in names.items():
         sel = done & (reg == code)
         if sel.any():
-            ax.scatter(xv[sel], yv[sel], s=size, c=regime_color(name), linewidths=0,
+            ax.scatter(xv[sel], yv[sel], s=size, c=colors[name], linewidths=0,
                        rasterized=True)  # fmt: skip
-            handles.append(Patch(facecolor=regime_color(name), edgecolor="0.3", label=name))
+            handles.append(Patch(facecolor=colors[name], edgecolor="0.3", label=name))
     if (~done).any():
         ax.scatter(xv[~done], yv[~done], s=size, c=MISSING_COLOR, linewidths=0)
         handles.append(Patch(facecolor=MISSING_COLOR, edgecolor="0.3", label="not computed"))
@@ -360,6 +358,7 @@ def _heat(
     absent: np.ndarray | None = None,
     absent_label: str | None = None,
     undefined_label: str = "not defined here",
+    extend: str = "neither",
 ):
     """Continuous map of the finite ``values``; every other cell is drawn in a labelled
     colour, never left blank: not computed (:data:`MISSING_COLOR`), ``absent`` (e.g. the
@@ -390,7 +389,7 @@ def _heat(
     mesh = ax.pcolormesh(
         xe, ye, np.ma.masked_invalid(shown), cmap=cm, norm=norm, shading="flat", rasterized=True
     )
-    ax.figure.colorbar(mesh, ax=ax, label=label)
+    ax.figure.colorbar(mesh, ax=ax, label=label, extend=extend)
     _setup_axes(ax, sub, x, y)
     if handles:
         ax.legend(
@@ -415,27 +414,61 @@ def _panel_ratio(ax, ds, sub, x, y):
     ax.set_title("best / worst equilibrium wage", fontsize="medium")
 
 
-def _diverging_norm(vals: np.ndarray):
+#: percentiles of the finite values that bound a robust colour scale
+ROBUST_PERCENTILES = (2.0, 98.0)
+
+
+def robust_limits(vals: np.ndarray, q: tuple[float, float] = ROBUST_PERCENTILES):
+    """``(lo, hi, extend)``: a colour scale's limits from the ``q`` percentiles of the
+    finite ``vals`` (the full range where those coincide, or with fewer than 50
+    values), so that a few extreme points do not swamp it; ``extend`` (``"neither"``,
+    ``"min"``, ``"max"``, ``"both"``) says on which side values lie beyond, for the
+    colour bar's arrows. ``None`` limits: no finite value."""
     fin = vals[np.isfinite(vals)]
-    if fin.size and fin.min() < 0 < fin.max():
-        return TwoSlopeNorm(vcenter=0.0, vmin=fin.min(), vmax=fin.max())
-    return None
+    if not fin.size:
+        return None, None, "neither"
+    lo, hi = float(fin.min()), float(fin.max())
+    if fin.size >= 50:
+        plo, phi = (float(v) for v in np.percentile(fin, q))
+        if plo < phi:
+            lo, hi = plo, phi
+    below, above = bool((fin < lo).any()), bool((fin > hi).any())
+    extend = {(False, False): "neither", (True, False): "min", (False, True): "max"}.get(
+        (below, above), "both"
+    )
+    return lo, hi, extend
+
+
+def _diverging_norm(vals: np.ndarray):
+    """A colour scale for a signed quantity: diverging at 0 where the robust limits
+    (:func:`robust_limits`) straddle it; ``(norm or None, extend, lo, hi)``."""
+    lo, hi, extend = robust_limits(vals)
+    if lo is None:
+        return None, extend, lo, hi
+    if lo < 0 < hi:
+        return TwoSlopeNorm(vcenter=0.0, vmin=lo, vmax=hi), extend, lo, hi
+    return Normalize(vmin=lo, vmax=hi), extend, lo, hi
 
 
 def _panel_pv(ax, ds, sub, x, y, k):
     v = sub["pv_gain"].sel(target=k).where(sub["done"])
     vals = np.asarray(v.transpose(y, x).values, float)
-    norm = _diverging_norm(vals)
+    norm, extend, lo, hi = _diverging_norm(vals)
+    label = "pv_gain (gain over staying in B1)"
+    if extend != "neither":
+        q0, q1 = ROBUST_PERCENTILES
+        label += f"\ncolours span its {q0:g}th-{q1:g}th percentiles; arrows: beyond"
     _heat(
         ax,
         sub,
         x,
         y,
         vals,
-        "RdBu_r" if norm is not None else "viridis",
-        "pv_gain (gain over staying in B1)",
+        "RdBu_r" if isinstance(norm, TwoSlopeNorm) else "viridis",
+        label,
         norm=norm,
         undefined_label="not defined (baseline wage w_B = 0 or failed solve: see status)",
+        extend=extend,
     )
     ax.set_title(f"coordinate in sector {k}: present-value gain", fontsize="medium")
 

@@ -1,7 +1,9 @@
 """``marshall report``: one markdown page over every cube of a results directory.
 
 For each cube (``RESULTS/cubes/*.zarr``, or ``*.zarr`` directly in ``RESULTS``): its
-model, description and grid, the share of computed points in each regime, the
+model, description and grid, the share of the swept region in each regime (on a
+refined cube the share of the area, i.e. of the finest grid, by default; ``shares=
+"points"`` for the share of the computed points, which crowd near boundaries), the
 paper's claims (checked / held / failed, with a counterexample where one fails) and
 the figures found under ``RESULTS/figures/<cube name>/`` and the explorer page
 ``RESULTS/explore/<cube name>.html`` (linked relative to the
@@ -61,9 +63,14 @@ def _example(ex: dict) -> str:
 
 
 def cube_section(
-    path: Path, out_dir: Path, figures_dir: Path | None, explore_dir: Path | None = None
+    path: Path,
+    out_dir: Path,
+    figures_dir: Path | None,
+    explore_dir: Path | None = None,
+    shares: str = "area",
 ) -> tuple[str, dict]:
-    """Markdown section of one cube and a one-line summary for the overview table."""
+    """Markdown section of one cube and a one-line summary for the overview table
+    (``shares``: ``area`` or ``points``, see :func:`build_report`)."""
     ds = open_cube(path)
     acc = ds.marshall
     name = path.name.removesuffix(".zarr")
@@ -95,13 +102,31 @@ def cube_section(
         f"{s['multiple']:,} ({share_mult:.1%})"
     )
     lines.append("")
-    shares = acc.regime_share()
+    share_of = shares
+    shares = acc.regime_share(of=share_of)
+    counted = shares.attrs["counted"]
+    refined = "points_computed" in ds.attrs
+    lines += ["### Regimes (sets of stable equilibria)", ""]
+    if refined and share_of == "area":
+        lines += [
+            f"*Shares of the area: all {counted:,} points of the finest grid, each computed "
+            "or showing its nearest computed point (the refined sweep computed "
+            f"{s['done']:,}, crowded near the boundaries; `marshall report --shares points` "
+            "gives the shares of those).*",
+            "",
+        ]
+    elif refined:
+        lines += [
+            f"*Shares of the {counted:,} computed points, which the refined sweep crowds "
+            "near the boundaries: not shares of the area (`marshall report` gives those).*",
+            "",
+        ]
+    what = "finest-grid points" if refined and share_of == "area" else "points"
+    head = shares.attrs["caption"] if refined else "share of points"
     lines += [
-        "### Regimes (sets of stable equilibria)",
-        "",
         md_table(
-            ["regime", "share of points", "points"],
-            [(r, f"{v:.2%}", round(v * s["done"])) for r, v in shares.items()],
+            ["regime", head, what],
+            [(r, f"{v:.2%}", round(v * counted)) for r, v in shares.items()],
         ),
         "",
     ]
@@ -157,9 +182,20 @@ def cube_section(
 
 
 def build_report(
-    results: str | Path, out: str | Path, figures_dir: str | Path | None = None
+    results: str | Path,
+    out: str | Path,
+    figures_dir: str | Path | None = None,
+    shares: str = "area",
 ) -> str:
-    """Write the markdown report of every cube in ``results`` to ``out``; returns it."""
+    """Write the markdown report of every cube in ``results`` to ``out``; returns it.
+
+    ``shares``: what a refined cube's regime shares are shares of: ``area`` (default;
+    the finest grid, each point showing its nearest computed point) or ``points`` (the
+    computed points, crowded near boundaries). Grid and design cubes: the same."""
+    from .query.tables import SHARE_OF
+
+    if shares not in SHARE_OF:
+        raise ValueError(f"shares must be one of {', '.join(SHARE_OF)}; got {shares!r}")
     results, out = Path(results), Path(out)
     if not results.is_dir():
         raise FileNotFoundError(f"no results directory {results}")
@@ -171,7 +207,7 @@ def build_report(
     parts, overview = [], []
     for c in cubes:
         text, row = cube_section(c.resolve(), out_dir, figures.resolve(),
-                                 (results / "explore").resolve())  # fmt: skip
+                                 (results / "explore").resolve(), shares)  # fmt: skip
         parts.append(text)
         overview.append(row)
     head = [

@@ -448,7 +448,7 @@ def test_a_tie_between_baselines_is_a_knife_edge_with_both_existing():
 
 @pytest.mark.parametrize("save_paths", [True, False])
 def test_a_path_at_the_static_boundary_is_feasible_and_flagged(save_paths):
-    """``Tc = 0``, common rates and ``r_1 / r_2 = theta_1`` (configs/dynamic.yaml):
+    """``Tc = 0``, common rates and ``r_1 / r_2 = theta_1`` (the old configs/dynamic.yaml):
     C2's path starts at ``w_2(0) = r_1 a_hat / theta_1``, B1's wage, exactly; rounding
     decided path_feasible point by point (True at eps = 0.04, False at 0.05 in that
     cube). Inside the knife band it holds with equality: True, with status bit 64; a

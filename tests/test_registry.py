@@ -30,10 +30,10 @@ PKG = ROOT / "pipeline"
 SHIPPED_HASHES = {
     "coordination_j2": "sha256:3b99d4c76023b9c524a0dac702ed5f9bd77231c6a937fb71f928831c1848be15",
     "coordination_j4": "sha256:b16d639428a10b4ec7a6b742d5f57ddc9848cd59588e60d581de6f804ac70d75",
-    "dynamic": "sha256:801ad321b6d65a297b016a1c9487658cf968ea710e1de9f4bc10fabdb208ef49",
+    "dynamic": "sha256:2be9dfcecdfcc4d2cf650710077858e35cc4509a1e7df0348510bac2420d2089",
     "dynamic_map": "sha256:635bf224469818be139557f4565d93dedd6120491ce9be2d9685490d185b2cef",
     "modes": "sha256:d2b733564fe80883d08b1216533f744fb19f44b05ebb3a8b303b2cd72226c91f",
-    "smoke": "sha256:5aa97ed982f16b8e23facb6dd8b253bad4c11469b31000050d67d620a7df2448",
+    "smoke": "sha256:1e21e3030e68fa87e31d11093a41b0b376aebd8bb72ce142bfe7b8db3a3a94df",
     "standard": "sha256:7baa2f96803aabbbd8ed73de97aa3478d009e270bc491bf56e3a6fa2951f9966",
     "standard_scale": "sha256:3e3c27c3bdbf7a2f92078910fc95b9a60b8dac8ebe5962d19aeeb8ad6a1829ef",
 }

@@ -603,7 +603,8 @@ def transition(
     :data:`T_RANGE`, ``eps T <= EPS_T_MAX``; subnormal numbers, which XLA reads as 0,
     included) are replaced by harmless values before the solve, bit 32. ``a_hat_1 = 0`` (``w_B = 0``): the ratios to ``w_B`` (``jump``,
     ``pv_gain``, ``breakeven_kappa``) are NaN, bit 8. ``a_hat_k = 0``: ``x_k`` stays
-    0, ``w_k = 0``, bits 16 | 1 | 2.
+    0, ``w_k = 0``, bits 16 | 1 | 2; where every ``a_hat`` is 0 the path condition
+    reads ``0 <= 0``: an equality, so ``path_feasible`` is True with bit 64 as well.
 
     Returns a dict: ``jump, half_life, t99, pv_gain, breakeven_kappa``
     float64[N, J]; ``path_feasible`` bool[N, J]; ``status`` int8[N, J]; and if
@@ -710,8 +711,11 @@ def transition(
     # models, docs/models.md#knife-edge-points): feasible, and flagged (e.g. Tc = 0 and
     # r_m / r_k = theta_m with common rates: w_k(0) = b_m exactly, which rounding would
     # otherwise decide point by point)
-    pos = (b_other > 0) & (w_min > 0) & jnp.isfinite(b_other)  # not 0 = 0: exact
-    path_knife = pos & ops.near(w_min, jnp.where(pos, b_other, 1.0))
+    # 0 = 0 (every a_hat 0: the path's wage and every alternative are 0) is an equality
+    # too, exact: feasible (0 <= 0) and flagged like any other
+    pos = (b_other > 0) & (w_min > 0) & jnp.isfinite(b_other)
+    both_zero = (b_other == 0) & (w_min == 0)
+    path_knife = (pos & ops.near(w_min, jnp.where(pos, b_other, 1.0))) | both_zero
     feasible = (b_other <= w_min) | path_knife
 
     S = Status

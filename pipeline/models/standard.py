@@ -21,8 +21,9 @@ Claims (``claim`` labels ``P``, ``CA``), checked where ``theta_S = theta``
 (``L_S >= Lbar``) and the point is not knife-edge:
 
 - ``P``: multiple stable equilibria iff ``1 < c < theta`` (condition P, strict inside);
-- ``CA``: where both corners exist, ``C2`` pays more than ``B1`` iff ``c > 1`` (the
-  Mill test for protecting good 2 passes iff South has comparative advantage in it).
+- ``CA``: the Mill test for protecting good 2 passes iff South has comparative
+  advantage in it, ``c > 1`` (MODEL.md section 8.3: the Mill test for ``C2`` is
+  ``tau_min[C2] = 0``, i.e. ``C2`` exists without protection; JDE section 2).
 
 Kernel inputs (float64 per point): ``r_1, r_2 > 0``; ``theta > 1``; ``theta_S`` in
 ``(1, theta]``, South's scale-limited gain.
@@ -87,10 +88,12 @@ def claims(ops, inp, out, aux):
     c, theta = aux["c"], inp["theta"]
     applicable = (inp["theta_S"] == theta) & ~out["knife_edge"]
     claim_p = (out["n_stable"] >= 2) == ((c > 1.0) & (c < theta))
-    both = out["exists"][0] & out["exists"][1]
-    claim_ca = ops.xp.where(both, (aux["w_C2"] > inp["r_1"]) == (c > 1.0), True)
+    # the Mill test is C2's existence at world prices (tau_min[C2] = 0), against CA;
+    # not a comparison of wages where both corners exist (w(C2) > w(B1) iff c > 1 is
+    # arithmetic, r_2 > r_1, and cannot fail)
+    claim_ca = out["exists"][1] == (c > 1.0)
     return ops.xp.stack(
-        [claim_code(ops, claim_p, applicable), claim_code(ops, claim_ca, applicable & both)]
+        [claim_code(ops, claim_p, applicable), claim_code(ops, claim_ca, applicable)]
     )
 
 
@@ -237,7 +240,7 @@ MODEL = Model(
     labels=lambda J=2: list(LABELS),
     claims_list=(
         Claim("P", "multiple stable equilibria iff 1 < c < theta (c = r_2/r_1)"),
-        Claim("CA", "where B1 and C2 both exist, w(C2) > w(B1) iff c > 1 (Mill test iff CA)"),
+        Claim("CA", "Mill test: C2 exists without protection iff c > 1 (CA)"),
     ),
     inputs=inputs,
     requires=requires,

@@ -4,7 +4,7 @@ Importing this package registers the accessor on every :class:`xarray.Dataset`::
 
     import pipeline.query  # noqa: F401  (registers ds.marshall)
     ds = pipeline.open_cube("results/cubes/coordination_j2.zarr")
-    ds.marshall.regime_share()                       # share of computed points per regime
+    ds.marshall.regime_share()                       # share of the area per regime (of="points")
     ds.marshall.regime_share(by="theta_2")           # ... per value of another dimension
     ds.marshall.at(r_1=2.0, theta_1=3.0, theta_2=2)  # equilibria at the nearest grid point
     mask = ds.marshall.where("theta_1 > 2 and exists['C2']")

@@ -48,8 +48,8 @@ class MarshallAccessor:
     def regime(self) -> xr.DataArray:
         return _t.regime(self._ds)
 
-    def regime_share(self, by: str | Sequence[str] | None = None, where=None):
-        return _t.regime_share(self._ds, by=by, where=where)
+    def regime_share(self, by: str | Sequence[str] | None = None, where=None, of="area"):
+        return _t.regime_share(self._ds, by=by, where=where, of=of)
 
     def multiple(self) -> xr.DataArray:
         return _t.multiple(self._ds)

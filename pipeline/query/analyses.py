@@ -68,8 +68,12 @@ def sensitivity(
     point computed; refused on other designs or with ``given``. ``"delta"`` (``delta``,
     ``delta_conf``, ``S1``, ``S1_conf``) and ``"pawn"`` (the median statistic and its
     interval) work on any design, also restricted to the points where ``given`` holds
-    (e.g. ``"regime == 'B1+C1+C2'"``). Bootstrap confidence intervals at
-    ``conf_level``. Returns a DataFrame indexed by parameter name.
+    (e.g. ``"theta_1 > 2"``). Bootstrap confidence intervals at ``conf_level``.
+    Returns a DataFrame indexed by parameter name. With ``given``, its
+    ``attrs["warnings"]`` says where the inputs are dependent in the subset (a regime,
+    e.g. ``"regime == 'B1+C1+C2'"``, makes them so; a box does not) and
+    ``attrs["dependence"]`` holds every pair's Spearman correlation
+    (:func:`pipeline.analysis.input_dependence`).
     """
     from ..analysis import AnalysisError
     from ..analysis import sensitivity as _sensitivity

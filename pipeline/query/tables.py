@@ -94,18 +94,52 @@ def mask(ds: xr.Dataset, m: str | xr.DataArray) -> xr.DataArray:
     return (m.astype(bool) & done).broadcast_like(done).transpose(*meta.params(ds))
 
 
+#: what :func:`regime_share` counts: ``area`` (every point of the finest grid) or
+#: ``points`` (the points computed)
+SHARE_OF = ("area", "points")
+#: the caption of each kind of share (a table's column header)
+SHARE_CAPTION = {
+    "area": "share of area (finest grid)",
+    "points": "share of computed points",
+}
+
+
+def _share_mask(ds: xr.Dataset, where, of: str) -> xr.DataArray:
+    """The points a share counts. On a refined cube's dense view, ``area``: every
+    finest-grid point with a value (each shows its nearest computed point, so the
+    count measures area); ``points``: the computed points only, each once. Elsewhere
+    the two are the same points."""
+    if of not in SHARE_OF:
+        raise QueryError(f"of must be one of {', '.join(SHARE_OF)}; got {of!r}")
+    if of == "points" or not meta.is_refined(ds):
+        return meta.done(ds) if where is None else mask(ds, where)
+    view = ds.drop_vars("computed")  # queries over the view then count every filled point
+    if where is None:
+        return meta.done(view).transpose(*meta.params(ds))
+    return mask(view, where)
+
+
 def regime_share(
     ds: xr.Dataset,
     by: str | Sequence[str] | None = None,
     where: str | xr.DataArray | None = None,
+    of: str = "area",
 ) -> pd.Series | pd.DataFrame:
-    """Share of computed points in each regime.
+    """Share of the swept region in each regime.
 
     ``by=None``: a Series indexed by regime name (sums to 1). ``by="theta_2"`` (or a
     list of dims): a DataFrame, one row per value of ``by``, one column per regime.
     ``where`` (an expression or mask) restricts the points counted.
+
+    ``of="area"`` (default): on a refined cube, the share of the finest grid's points
+    (the dense view: a point not computed counts as its nearest computed point), that
+    is of the area; ``of="points"``: the share of the computed points, which a refined
+    sweep places densely near boundaries, so that thin regions there count far more
+    than their area. On a grid or a design cube the two are the same. The result's
+    ``name`` (a Series) and ``attrs["caption"]`` say which it is
+    (:data:`SHARE_CAPTION`), ``attrs["of"]`` too.
     """
-    m = meta.done(ds) if where is None else mask(ds, where)
+    m = _share_mask(ds, where, of)
     by_dims: list[str] = [] if by is None else ([by] if isinstance(by, str) else list(by))
     for d in by_dims:
         meta.check_dim(ds, d)
@@ -117,7 +151,11 @@ def regime_share(
     if not by_dims:
         n = float(total)
         vals = [float(c) / n if n else math.nan for c in counts]
-        return pd.Series(vals, index=pd.Index(list(names.values()), name="regime"), name="share")
+        out = pd.Series(
+            vals, index=pd.Index(list(names.values()), name="regime"), name=SHARE_CAPTION[of]
+        )
+        out.attrs |= {"of": of, "caption": SHARE_CAPTION[of], "counted": int(n)}
+        return out
     tot = np.asarray(total.transpose(*by_dims).values, dtype=float)
     cols = {}
     for (_, nm), cnt in zip(names.items(), counts, strict=True):
@@ -130,6 +168,7 @@ def regime_share(
     )
     df = pd.DataFrame(cols, index=index)
     df.columns.name = "regime"
+    df.attrs |= {"of": of, "caption": SHARE_CAPTION[of]}
     return df
 
 
