@@ -287,6 +287,9 @@ class CubeWriter:
         self.arrays = {name: root[name].with_config({"write_empty_chunks": True})
                        for name in self.schema}  # fmt: skip
         self.pool = ThreadPoolExecutor(4, thread_name_prefix="marshall-write")
+        from .integrity import layouts
+
+        self.layouts = layouts(Path(spec.output), self.schema, len(spec.dims))
 
     def __enter__(self):
         return self
@@ -305,6 +308,8 @@ class CubeWriter:
         minus reopening and re-validating the store for every block), variables in
         parallel threads. ``done`` is written last, then the marker, atomically.
         """
+        from .integrity import written
+
         region = self.plan.region(block)
         shape = out["regime"].shape
         digests: dict[str, str] = {}
@@ -328,6 +333,7 @@ class CubeWriter:
             "knife_edge": int(np.count_nonzero(out["knife_edge"])),
             "seconds": round(seconds, 4),
             "digests": dict(sorted(digests.items())),
+            "crc32c": written(self.layouts, region),  # where each chunk belongs (integrity.py)
         }
         _atomic_write(marker(self.spec.output, block), json.dumps(summary))
         return summary

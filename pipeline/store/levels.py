@@ -298,6 +298,9 @@ class LevelWriter:
         self.schema = schema(level_spec(spec, level))
         grp = zarr.open_group(level_dir(spec.output, level), mode="r+", zarr_format=3)
         self.arrays = {n: grp[n].with_config({"write_empty_chunks": True}) for n in self.schema}
+        from .integrity import layouts
+
+        self.layouts = layouts(level_dir(spec.output, level), self.schema, spec.refine.grid.ndim)
         self.below = None
         if level > 0:
             low = zarr.open_group(level_dir(spec.output, level - 1), mode="r", zarr_format=3)
@@ -316,6 +319,7 @@ class LevelWriter:
         """Write ``work``'s region: its computed points' ``values`` (``(k, ...)`` per
         output, in the order of :meth:`Work.points`), its copies, ``done``; then its mark."""
         from .cube import digest
+        from .integrity import written
 
         compute, to, frm, mask = work.points()
         shape = work.shape
@@ -353,6 +357,7 @@ class LevelWriter:
             "knife_edge": int(np.count_nonzero(knife)) if knife is not None and len(compute) else 0,
             "seconds": round(seconds, 4),
             "digests": dict(sorted(digests.items())),
+            "crc32c": written(self.layouts, work.region),  # store/integrity.py
         }
         _atomic_write(marker(self.spec.output, self.level, work.id), json.dumps(summary))
         return summary
@@ -520,6 +525,16 @@ class _Masked:
         return out
 
 
+def damaged_blocks(path: Path, level: int, names, ndim: int, blocks) -> set[int]:
+    """Blocks of a level marked done for which some variable's chunk is missing or is
+    not the chunk written there (store/integrity.py)."""
+    from .integrity import check
+
+    missing, misplaced = check(level_dir(path, level), names, ndim, blocks,
+                               lambda b: read_marker(path, level, b))  # fmt: skip
+    return missing | misplaced
+
+
 def missing_chunks(path: Path, level: int, names, ndim: int, blocks) -> set[int]:
     """Blocks of a level marked done for which some variable's chunk file is absent."""
     from .read import _chunk_files, _chunk_grid
@@ -583,12 +598,13 @@ def open_view(path: Path, check: bool = True):
         grp = zarr.open_group(level_dir(path, level), mode="r", zarr_format=3)
         src = {n: grp[n] for n in [*names, "done"]}
         if check:
-            bad = missing_chunks(path, level, [*names, "done"], g.ndim, done_blocks(path, level))
+            bad = damaged_blocks(path, level, [*names, "done"], g.ndim, done_blocks(path, level))
             if bad:
                 damaged_total += len(bad)
                 warnings.warn(
                     f"{path}: level {level}: {len(bad)} block(s) marked done have missing "
-                    f"data (first: {sorted(bad)[:5]}); they read as not computed. Run "
+                    f"data (chunks absent or not the ones written there; first: "
+                    f"{sorted(bad)[:5]}); they read as not computed. Run "
                     f"`marshall verify {path} --repair` to recompute them.",
                     DamagedCubeWarning,
                     stacklevel=3,

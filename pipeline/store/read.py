@@ -4,9 +4,10 @@
 (a run may be writing it) it reads ``done`` first, as one snapshot, and masks every
 other variable by it: a point reads as computed only if it was complete before the
 other variables were read, because a block's data is written before its ``done``. A
-block marked done whose chunk files are missing (deleted, lost) is masked too, with
-a warning naming ``marshall verify --repair``; a corrupted or truncated chunk fails its
-CRC-32C check when read, so it raises instead of returning wrong values.
+block marked done whose chunk files are missing (deleted, lost) or not the ones written
+there (copied or swapped from another block: store/integrity.py) is masked too, with a
+warning naming ``marshall verify --repair``; a corrupted chunk fails its CRC-32C check
+when read, so it raises instead of returning wrong values.
 
 A refined cube (store/levels.py) opens as the dense view of its finest grid, built
 from its levels on access.
@@ -77,6 +78,17 @@ def missing_chunks(path: Path, ds: xr.Dataset, blocks) -> set[int]:
     return bad
 
 
+def damaged_blocks(path: Path, ds: xr.Dataset, blocks) -> set[int]:
+    """Blocks among ``blocks`` (marked done) whose chunk of some variable is missing or
+    is not the chunk written there (store/integrity.py)."""
+    from .cube import read_marker
+    from .integrity import check
+
+    missing, misplaced = check(path, list(ds.data_vars), len(ds["done"].dims), blocks,
+                               lambda b: read_marker(path, b))  # fmt: skip
+    return missing | misplaced
+
+
 def _chunk_files(vdir: Path, sep: str) -> set[str]:
     root = vdir / "c"
     out = set()
@@ -125,12 +137,13 @@ def open_cube(path: str | Path, *, check: bool = True) -> xr.Dataset:
     damaged: set[int] = set()
     if check:
         chunks = tuple(int(c) for c in ds["done"].encoding.get("chunks", ds["done"].shape))
-        damaged = missing_chunks(path, ds, done_blocks(path))
+        damaged = damaged_blocks(path, ds, done_blocks(path))
         if damaged:
             warnings.warn(
-                f"{path}: {len(damaged)} block(s) marked done have missing data (first: "
-                f"{sorted(damaged)[:5]}); they read as not computed. Run `marshall verify "
-                f"{path} --repair` to recompute them.",
+                f"{path}: {len(damaged)} block(s) marked done have missing data (chunks "
+                f"absent or not the ones written there; first: {sorted(damaged)[:5]}); they "
+                f"read as not computed. Run "
+                f"`marshall verify {path} --repair` to recompute them.",
                 DamagedCubeWarning,
                 stacklevel=2,
             )

@@ -1,0 +1,136 @@
+"""Where a chunk belongs: a chunk read in a done block must be the one written there.
+
+Every chunk ends with the CRC-32C of its encoded bytes (zarr's ``crc32c`` codec, the
+last of every variable's codecs: :func:`pipeline.store.schema.encoding`), so a flipped
+or truncated chunk fails to decode. A whole, valid chunk copied or swapped from
+another block (or another cube) decodes fine, though: the checksum covers the bytes,
+not where they lie, and a zarr v3 codec cannot mix the position in (``ArraySpec``,
+what a codec's ``_encode_single(chunk, chunk_spec)`` is given, holds the chunk's
+shape, dtype and fill value, never its coordinates or key).
+
+So the position is checked beside zarr, at no cost to the chunk format: when a block
+is written, the writer reads back the four checksum bytes of each variable's chunk
+(the last four bytes of its file) and records them in the block's completion mark
+(``"crc32c": {variable: value}``, next to the block's digests). When a cube is opened,
+:func:`check` reads the last four bytes of every done block's chunk files and compares
+them with the mark of the block whose key the chunk sits under: a chunk from
+elsewhere carries another checksum (equal only if its bytes are equal, i.e. the same
+values), a missing file has none. Such a block reads as not computed (``done`` False,
+the other variables masked) with a :class:`~pipeline.store.read.DamagedCubeWarning`,
+as a missing chunk always did. The chunk's own bytes are then checked by zarr's codec
+when it is decoded, so the pair (key -> checksum in the mark, checksum -> bytes)
+ties every value read to the block it was written for.
+
+Cost: one ``open`` and a four-byte read per chunk of a done block, replacing the
+directory listing that found missing chunks before; the data are neither read nor
+hashed (``benchmarks/bench_read.py``). Cubes written before the marks held checksums
+(format 2 marks without ``crc32c``) read as before, unchecked for position;
+``marshall verify`` (digests of whole blocks) still finds misplaced chunks in them.
+The chunk files and their codecs are unchanged, so every cube's values are the same.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+
+def chunk_layout(vdir: Path) -> tuple[list[int], list[int], str] | None:
+    """``(shape, chunk shape, key separator)`` of a stored array, from its metadata."""
+    try:
+        meta = json.loads((Path(vdir) / "zarr.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    grid = meta.get("chunk_grid", {}).get("configuration", {})
+    enc = meta.get("chunk_key_encoding", {})
+    sep = enc.get("configuration", {}).get("separator", "/")
+    if enc.get("name", "default") != "default":
+        return None
+    return list(meta.get("shape", [])), list(grid.get("chunk_shape", [])), sep
+
+
+def chunk_file(vdir: Path, idx: Iterable[int], sep: str) -> Path:
+    """The file of the chunk at grid index ``idx`` (zarr v3 default key encoding)."""
+    return Path(vdir) / sep.join(["c", *(str(int(i)) for i in idx)])
+
+
+def tail(f: Path) -> int | None:
+    """The CRC-32C a chunk file ends with (``None``: no such file, or too short)."""
+    try:
+        fd = os.open(f, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        if size < 4:
+            return None
+        b = os.pread(fd, 4, size - 4)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return int.from_bytes(b, "little") if len(b) == 4 else None
+
+
+def layouts(gdir: Path, names, ndim: int) -> dict[str, tuple]:
+    """Per variable: ``(directory, chunk grid and chunk shape over the swept dims,
+    extra-dim chunk indices (all 0: extra dims are whole), key separator)``; variables
+    whose extra dims span several chunks are left out (not written by marshall)."""
+    out = {}
+    for name in names:
+        vdir = Path(gdir) / str(name)
+        g = chunk_layout(vdir)
+        if g is None:
+            continue
+        shape, chunks, sep = g
+        nch = [math.ceil(s / c) for s, c in zip(shape[:ndim], chunks[:ndim])]
+        extra = [math.ceil(s / c) for s, c in zip(shape[ndim:], chunks[ndim:])]
+        if any(e != 1 for e in extra):
+            continue
+        out[str(name)] = (vdir, nch, chunks[:ndim], [0] * len(extra), sep)
+    return out
+
+
+def written(lay: dict[str, tuple], region: tuple[slice, ...]) -> dict[str, int]:
+    """The checksums of the chunks just written for the block at ``region`` (swept
+    dims), read back from disk: what the block's completion mark records. ``lay``:
+    :func:`layouts` of the variables."""
+    out = {}
+    for name, (vdir, _, chunks, extra, sep) in lay.items():
+        idx = [s.start // c for s, c in zip(region, chunks)]
+        crc = tail(chunk_file(vdir, [*idx, *extra], sep))
+        if crc is not None:
+            out[name] = crc
+    return out
+
+
+def check(
+    gdir: Path, names, ndim: int, blocks, mark: Callable[[int], dict | None]
+) -> tuple[set[int], set[int]]:
+    """``(missing, misplaced)``: blocks among ``blocks`` (ids over the swept dims, C order)
+    with some variable's chunk file absent, and those whose chunk is not the one written
+    there (its checksum differs from the block's mark, the mark names another block, or
+    the mark cannot be read). ``mark(b)`` reads block ``b``'s completion mark."""
+    lay = layouts(gdir, names, ndim)
+    missing: set[int] = set()
+    misplaced: set[int] = set()
+    for b in sorted(blocks):
+        m = mark(b)
+        if m is None or m.get("block", b) != b:
+            misplaced.add(b)
+            m = {}
+        want = m.get("crc32c") or {}
+        for name, (vdir, nch, _, extra, sep) in lay.items():
+            idx = [int(i) for i in np.unravel_index(b, nch)] if ndim else []
+            crc = tail(chunk_file(vdir, [*idx, *extra], sep))
+            if crc is None:
+                missing.add(b)
+                break
+            if name in want and crc != want[name]:
+                misplaced.add(b)
+    return missing, misplaced
