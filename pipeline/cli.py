@@ -398,6 +398,7 @@ def verify(
 
     spec = spec_of_cube(cube)
     rep = verify_cube(spec)
+    spec = rep.spec or spec  # the sweep the cube was written for (its root config may differ)
     refined = spec.refine is not None
     plan = None if refined else Plan.of(spec)
     console.print(
@@ -413,6 +414,8 @@ def verify(
         name = (f"level {b[0]} " + (f"block {b[1]}" if b[1] >= 0 else "plan")) if refined else (
             f"block {b}")  # fmt: skip
         console.print(f"  {name}: {escape(what)}  {reg}", highlight=False)
+    for p in rep.problems:  # of the store: metadata, coordinates, temporary files
+        console.print(f"  {escape(p)}", highlight=False)
     if repair and not rep.ok:
         try:
             res = repair_cube(spec, rep)
@@ -421,11 +424,14 @@ def verify(
         rep = verify_cube(spec)
         console.print(
             f"repaired: recomputed {res['computed']} block(s); now {len(rep.missing)} missing, "
-            f"{len(rep.damaged)} damaged",
+            f"{len(rep.damaged)} damaged" + (f", {len(rep.problems)} other problem(s)" if
+                                             rep.problems else ""),
             highlight=False,
-        )
+        )  # fmt: skip
+        for p in rep.problems:
+            console.print(f"  {escape(p)}", highlight=False)
     if not rep.ok:
-        if rep.damaged and not repair:
+        if (rep.damaged or rep.problems) and not repair:
             err.print(f"run `marshall verify {cube} --repair` to recompute the damaged blocks")
         raise typer.Exit(1)
     import zarr

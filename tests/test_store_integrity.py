@@ -4,12 +4,14 @@ Each test failed on the code before its fix."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
 from typer.testing import CliRunner
 
 from pipeline import open_cube, parse_config, run
@@ -152,3 +154,127 @@ def test_marks_record_each_chunks_checksum(cubes):
     assert set(m["crc32c"]) == set(m["digests"])
     m = lv.read_marker(cubes["refined"], 1, sorted(lv.done_blocks(cubes["refined"], 1))[0])
     assert set(m["crc32c"]) == set(m["digests"])
+
+
+# ------------------------------------- 5: what gives the values their meaning, restored
+
+
+def verify_finds(path: Path, *words: str) -> None:
+    r = cli("verify", path)
+    assert r.exit_code == 1, r.output
+    for w in words:
+        assert w in r.output, (w, r.output)
+
+
+def repaired(path: Path, ref: Path) -> None:
+    """``verify --repair`` restores the cube: the same arrays, attributes and coordinates
+    as the reference, and a second verify (and repair) finds nothing."""
+    r = cli("verify", path, "--repair")
+    assert r.exit_code == 0, r.output
+    for _ in range(2):
+        r = cli("verify", path, "--repair")
+        assert r.exit_code == 0 and "0 damaged" in r.output, r.output
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a, b = open_cube(path).load(), open_cube(ref).load()
+    assert set(a.variables) == set(b.variables)
+    for name in b.variables:
+        assert np.array_equal(a[name].values, b[name].values, equal_nan=True) or (
+            a[name].dtype.kind in "OUT" and list(a[name].values) == list(b[name].values)
+        ), name
+        assert a[name].attrs == b[name].attrs, name
+    skip = {"created", "git_commit", "versions"}
+    assert {k: v for k, v in a.attrs.items() if k not in skip} == {
+        k: v for k, v in b.attrs.items() if k not in skip
+    }
+
+
+COORDS = [("dense", "r_1"), ("dense", "theta_2"), ("design", "theta_1"), ("refined", "r_1")]
+
+
+@pytest.mark.parametrize(("kind", "coord"), COORDS)
+def test_a_rewritten_coordinate_is_found_and_restored(cubes, tmp_path, kind, coord):
+    path = copy(cubes, kind, tmp_path)
+    node = (lv.level_dir(path, 3) if kind == "refined" else path) / coord
+    arr = zarr.open_array(node, mode="r+")
+    arr[...] = arr[...][::-1]  # every point labelled with another parameter value
+    verify_finds(path, f"coordinate {node.relative_to(path)}")
+    repaired(path, cubes[kind])
+
+
+@pytest.mark.parametrize("kind", ["dense", "refined"])
+def test_swapped_flag_attributes_are_found_and_restored(cubes, tmp_path, kind):
+    path = copy(cubes, kind, tmp_path)
+    reg = "regime" if kind == "dense" else "levels/3/regime"
+    f = path / reg / "zarr.json"
+    doc = json.loads(f.read_text())
+    at = doc["attributes"]
+    labels = json.loads(at["regime_labels"])
+    k = sorted(labels)
+    labels[k[0]], labels[k[-1]] = labels[k[-1]], labels[k[0]]
+    at["regime_labels"] = json.dumps(labels)
+    at["flag_meanings"] = " ".join(reversed(at["flag_meanings"].split()))
+    f.write_text(json.dumps(doc))
+    zarr.consolidate_metadata(path)  # the swap is what readers see
+    verify_finds(path, f"{reg}: attributes flag_meanings, regime_labels differ")
+    repaired(path, cubes[kind])
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_an_edited_root_config_is_found_and_restored(cubes, tmp_path, kind):
+    path = copy(cubes, kind, tmp_path)
+    root = zarr.open_group(path, mode="r+")
+    text = root.attrs["config"]
+    edited = text.replace("4.0", "4.5") if kind == "design" else text.replace("6.0", "6.5")
+    assert edited != text
+    root.attrs["config"] = edited
+    zarr.consolidate_metadata(path)
+    verify_finds(path, "root attribute config differs")
+    repaired(path, cubes[kind])
+    assert zarr.open_group(path).attrs["config"] == text
+
+
+NODES = [("dense", "wage"), ("design", "wage"), ("refined", "levels/2/wage"), ("dense", "r_1")]
+
+
+@pytest.mark.parametrize(("kind", "node"), NODES)
+def test_a_deleted_array_metadata_is_restored_and_never_dropped(cubes, tmp_path, kind, node):
+    path = copy(cubes, kind, tmp_path)
+    (path / node / "zarr.json").unlink()  # the consolidated copy hides it from readers
+    verify_finds(path, f"{node}: zarr.json missing")
+    repaired(path, cubes[kind])  # repaired, then verified and repaired again: all there
+    assert (path / node / "zarr.json").is_file()
+
+
+def test_a_damaged_metadata_record_is_reported(cubes, tmp_path):
+    path = copy(cubes, "dense", tmp_path)
+    rec = path / "_marshall" / "meta.json"
+    rec.write_text(rec.read_text().replace('"wage"', '"wage2"'))
+    verify_finds(path, "meta.json")
+
+
+# --------------------------------------------- 6: temporary files of a killed write
+
+
+def test_temporary_files_of_a_killed_write_are_reported_and_removed(cubes, tmp_path):
+    path = copy(cubes, "refined", tmp_path)
+    c = lv.level_dir(path, 2) / "done" / "c" / "0"
+    ours = [c / f"0.{'ab12' * 8}.partial",  # zarr's, through marshall's writes
+            lv.state_dir(path, 1) / "done" / ".3.json.0a1b2c3d.tmp",  # marshall's marks
+            lv.level_dir(path, 1) / f"zarr.{'0f' * 16}.partial"]  # fmt: skip
+    theirs = [c / "notes.partial", c / f"x.{'ab12' * 8}.partial", path / "keep.tmp"]
+    for f in ours + theirs:
+        f.write_bytes(b"\x00" * 10)
+    verify_finds(path, "3 temporary file(s) left by a killed write")
+    r = cli("verify", path, "--repair")
+    assert r.exit_code == 0, r.output
+    assert not any(f.exists() for f in ours) and all(f.exists() for f in theirs)
+
+
+def test_a_resumed_run_removes_temporary_files(cubes, tmp_path):
+    path = copy(cubes, "dense", tmp_path)
+    f = next(p for p in (path / "wage" / "c").rglob("*") if p.is_file())
+    tmp = f.with_name(f"{f.name}.{'9' * 32}.partial")
+    tmp.write_bytes(f.read_bytes()[:5])
+    run(parse_config(DENSE, output=path))
+    assert not tmp.exists() and f.exists()

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -134,3 +135,34 @@ def check(
             if name in want and crc != want[name]:
                 misplaced.add(b)
     return missing, misplaced
+
+
+# ------------------------------------------------- temporary files of a killed write
+
+#: zarr's LocalStore writes ``<key>.<uuid4 hex>.partial`` and renames it into place
+#: (chunks: ``c/.../<i>``, metadata: ``zarr.json`` -> ``zarr.<hex>.partial``)
+_ZARR_TMP = re.compile(r"^(?:\d+|zarr)\.[0-9a-f]{32}\.partial$")
+#: marshall's own atomic writes (store/cube.py ``_atomic_write``): ``.<name>.<8 hex>.tmp``
+_OWN_TMP = re.compile(r"^\.(?:\d+\.json|plan\.json|meta\.json|zarr\.json)\.[0-9a-f]{8}\.tmp$")
+
+
+def leftovers(path: Path) -> list[Path]:
+    """Temporary files a killed write left inside the store ``path``: only names that
+    marshall's writes (through zarr or its own atomic writes) create, nothing else."""
+    out = []
+    for d, _, files in os.walk(Path(path)):
+        for f in files:
+            if _ZARR_TMP.match(f) or _OWN_TMP.match(f):
+                out.append(Path(d) / f)
+    return sorted(out)
+
+
+def remove_leftovers(path: Path) -> int:
+    """Remove :func:`leftovers` (call only while no other process writes the store: the
+    whole-store writer lock held). Returns how many were removed."""
+    n = 0
+    for f in leftovers(path):
+        if f.is_file() and not f.is_symlink():
+            f.unlink(missing_ok=True)
+            n += 1
+    return n

@@ -486,9 +486,10 @@ def finalize(spec: SweepSpec) -> dict:
             "regime_flags": json.dumps(flags),
         }
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        zarr.consolidate_metadata(path)
+    from .meta import consolidate, record
+
+    consolidate(path, spec)
+    record(path, spec)
     return {
         "regimes": dict(zip(codes_sorted, names)),
         "knife_edge_points": knife,
@@ -667,10 +668,13 @@ class Report:
     damaged: dict[tuple[int, int], list[str]] = field(default_factory=dict)
     unplanned: list[int] = field(default_factory=list)  # levels not planned yet
     regions: dict[tuple[int, int], tuple[slice, ...]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # of the store (store/verify.py)
+    fix: dict | None = None
+    spec: object = None
 
     @property
     def ok(self) -> bool:
-        return not self.missing and not self.damaged and not self.unplanned
+        return not self.missing and not self.damaged and not self.unplanned and not self.problems
 
 
 def _check(spec, level, arrays, sch, work: Work, mask) -> list[str]:
@@ -704,7 +708,10 @@ def verify(spec: SweepSpec) -> Report:
     ``done`` on exactly its planned points and the data as written."""
     import zarr
 
-    rep = Report()
+    from .verify import store_problems
+
+    spec, problems, fix, lost = store_problems(spec)
+    rep = Report(problems=problems, fix=fix, spec=spec)
     g = spec.refine.grid
     intact = True  # the level below is complete and undamaged: its plan can be recomputed
     for level in range(g.levels + 1):
@@ -744,11 +751,14 @@ def verify(spec: SweepSpec) -> Report:
             try:
                 arrays[name] = grp[name]
             except KeyError:
+                if name in lost:  # restored first (store/meta.py), then checked
+                    continue
                 for w in works:
                     rep.damaged[(level, w.id)] = [f"variable {name} is missing from the store"]
                 intact = False
                 break
         else:
+            sch = {n: v for n, v in sch.items() if n in arrays}
             bad_here = False
             for w in works:
                 rep.regions[(level, w.id)] = w.region
@@ -773,7 +783,7 @@ def repair(spec: SweepSpec, report: Report, **run_kw) -> dict:
 
     if report.ok:
         raise StoreError("nothing to repair")
-    reopen_for_repair(Path(spec.output))
+    reopen_for_repair(Path(spec.output), spec)
     replan = min((lv for lv, b in report.damaged if b < 0), default=None)
     for level, b in report.damaged:
         if b >= 0 and (replan is None or level < replan):
