@@ -393,10 +393,14 @@ def verify(
     written. Exit 1 if a block is missing or damaged (0: the cube is complete)."""
     from .grid import Plan
     from .store import StoreError
+    from .store.meta import trusted_spec
     from .store.verify import repair as repair_cube
     from .store.verify import verify as verify_cube
 
-    spec = spec_of_cube(cube)
+    try:  # the config the cube was written for, even if its root config was edited
+        spec = trusted_spec(cube)[0]
+    except StoreError:
+        spec = spec_of_cube(cube)
     rep = verify_cube(spec)
     spec = rep.spec or spec  # the sweep the cube was written for (its root config may differ)
     refined = spec.refine is not None

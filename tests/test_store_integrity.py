@@ -220,12 +220,14 @@ def test_swapped_flag_attributes_are_found_and_restored(cubes, tmp_path, kind):
     repaired(path, cubes[kind])
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
-def test_an_edited_root_config_is_found_and_restored(cubes, tmp_path, kind):
+@pytest.mark.parametrize(("kind", "broken"), [(k, False) for k in KINDS] + [("dense", True)])
+def test_an_edited_root_config_is_found_and_restored(cubes, tmp_path, kind, broken):
     path = copy(cubes, kind, tmp_path)
     root = zarr.open_group(path, mode="r+")
     text = root.attrs["config"]
     edited = text.replace("4.0", "4.5") if kind == "design" else text.replace("6.0", "6.5")
+    if broken:  # not even a config any more
+        edited = "model: [\n"
     assert edited != text
     root.attrs["config"] = edited
     zarr.consolidate_metadata(path)
@@ -278,3 +280,15 @@ def test_a_resumed_run_removes_temporary_files(cubes, tmp_path):
     tmp.write_bytes(f.read_bytes()[:5])
     run(parse_config(DENSE, output=path))
     assert not tmp.exists() and f.exists()
+
+
+def test_a_cube_written_before_the_record_is_checked_against_its_config(cubes, tmp_path):
+    """No ``_marshall/meta.json`` (the previous format): coordinates are checked against
+    the config, a missing array's metadata is restored from the consolidated copy."""
+    path = copy(cubes, "dense", tmp_path)
+    (path / "_marshall" / "meta.json").unlink()
+    arr = zarr.open_array(path / "theta_1", mode="r+")
+    arr[...] = arr[...] * 2
+    (path / "wage" / "zarr.json").unlink()
+    verify_finds(path, "coordinate theta_1", "wage: zarr.json missing")
+    repaired(path, cubes["dense"])

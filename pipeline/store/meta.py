@@ -198,6 +198,18 @@ def trusted_spec(path: Path, spec=None):
     )
 
 
+def _config_of(text, config_hash: str) -> bool:
+    """Whether ``text`` is a config of the sweep of ``config_hash``."""
+    from ..config import ConfigError, parse_config
+
+    if not isinstance(text, str):
+        return False
+    try:
+        return parse_config(text).config_hash == config_hash
+    except ConfigError:
+        return False
+
+
 # ------------------------------------------------------------------------ check
 
 
@@ -251,6 +263,9 @@ def check(path: Path, spec) -> tuple[list[str], dict]:
     problems: list[str] = []
     fix: dict = {"nodes": [], "values": [], "consolidate": False, "config": False}
     spec, edited = trusted_spec(path, spec)
+    text = ((_doc(path / "zarr.json") or {}).get("attributes") or {}).get("config")
+    if not edited and not _config_of(text, spec.config_hash):
+        edited = "root attribute config differs from the config the cube was written with"
     if edited:
         problems.append(edited)
         fix["config"] = True
