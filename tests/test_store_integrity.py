@@ -147,6 +147,24 @@ def test_a_chunk_from_another_cube_at_the_same_place_reads_as_missing(cubes, tmp
     assert (~ds.done.values).sum() == 6 * 5
 
 
+@pytest.mark.parametrize("kind", ["dense", "refined"])
+def test_a_chunk_failing_its_checksum_reads_as_missing_with_a_warning(cubes, tmp_path, kind):
+    ref = arrays(cubes[kind])
+    path = copy(cubes, kind, tmp_path)
+    f = chunk_files(var_dir(path, kind, "wage"))[1]
+    b = bytearray(f.read_bytes())
+    b[len(b) // 2] ^= 0xFF  # the file is whole, its bytes are not
+    f.write_bytes(bytes(b))
+    with pytest.warns(DamagedCubeWarning, match="CRC-32C"):
+        ds = open_cube(path).load()  # no exception in the middle of a computation
+    wage = ds.wage.values
+    bad = ~np.isclose(wage, ref["wage"], rtol=0, atol=0, equal_nan=True)
+    assert bad.any() and np.isnan(wage[bad]).all()  # the chunk reads as not computed
+    for name, want in ref.items():
+        if name != "wage":
+            assert np.array_equal(ds[name].values, want, equal_nan=True), name
+
+
 def test_marks_record_each_chunks_checksum(cubes):
     from pipeline.store.cube import read_marker
 

@@ -166,3 +166,62 @@ def remove_leftovers(path: Path) -> int:
             f.unlink(missing_ok=True)
             n += 1
     return n
+
+
+# ------------------------------------------------- a chunk that fails its checksum
+
+
+def _tolerant_class():
+    """zarr's ``crc32c`` codec, except that a chunk failing its checksum decodes to
+    nothing (zarr then reads the chunk as the fill value: NaN, -1, False) with a
+    :class:`~pipeline.store.read.DamagedCubeWarning`, instead of raising in the middle
+    of a computation. Only the reader (:func:`tolerant`) selects it; ``verify`` and
+    every writer keep zarr's own, which raises."""
+    import warnings
+
+    from zarr.codecs import Crc32cCodec
+
+    class TolerantCrc32c(Crc32cCodec):
+        def _decode_sync(self, chunk_bytes, chunk_spec):
+            try:
+                return super()._decode_sync(chunk_bytes, chunk_spec)
+            except ValueError:
+                from .read import DamagedCubeWarning
+
+                warnings.warn(
+                    "a chunk failed its CRC-32C check (corrupted on disk); it reads as not "
+                    "computed. Run `marshall verify <cube> --repair` to recompute it.",
+                    DamagedCubeWarning,
+                    stacklevel=2,
+                )
+                return None
+
+        async def _decode_single(self, chunk_bytes, chunk_spec):
+            return self._decode_sync(chunk_bytes, chunk_spec)
+
+    TolerantCrc32c.__module__ = __name__
+    globals()["TolerantCrc32c"] = TolerantCrc32c  # pickled by reference (dask workers)
+    return TolerantCrc32c
+
+
+_TOLERANT = None
+
+
+def __getattr__(name: str):  # a worker unpickling an array made here
+    if name == "TolerantCrc32c":
+        tolerant()
+        return globals()[name]
+    raise AttributeError(name)
+
+
+def tolerant():
+    """A zarr config context in which arrays opened decode a chunk that fails its
+    checksum as missing (see :func:`_tolerant_class`)."""
+    global _TOLERANT
+    import zarr
+    from zarr.registry import register_codec
+
+    if _TOLERANT is None:
+        _TOLERANT = _tolerant_class()
+        register_codec("crc32c", _TOLERANT, qualname=f"{__name__}.TolerantCrc32c")
+    return zarr.config.set({"codecs.crc32c": f"{__name__}.TolerantCrc32c"})
