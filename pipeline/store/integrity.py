@@ -21,6 +21,12 @@ as a missing chunk always did. The chunk's own bytes are then checked by zarr's 
 when it is decoded, so the pair (key -> checksum in the mark, checksum -> bytes)
 ties every value read to the block it was written for.
 
+A chunk whose bytes changed in place keeps its key and its stored checksum, so this
+check passes it; zarr's codec then finds the bytes disagree with the checksum when the
+chunk is decoded. Inside :func:`pipeline.store.open_cube` that codec is zarr's own with
+one change (:func:`tolerant`): the chunk decodes to nothing, which zarr reads as the
+fill value, with a warning, instead of an exception in the middle of a computation.
+
 Cost: one ``open`` and a four-byte read per chunk of a done block, replacing the
 directory listing that found missing chunks before; the data are neither read nor
 hashed (``benchmarks/bench_read.py``). Cubes written before the marks held checksums

@@ -6,8 +6,10 @@ other variable by it: a point reads as computed only if it was complete before t
 other variables were read, because a block's data is written before its ``done``. A
 block marked done whose chunk files are missing (deleted, lost) or not the ones written
 there (copied or swapped from another block: store/integrity.py) is masked too, with a
-warning naming ``marshall verify --repair``; a corrupted chunk fails its CRC-32C check
-when read, so it raises instead of returning wrong values.
+warning naming ``marshall verify --repair``. A corrupted chunk (whole, its bytes
+changed) fails its CRC-32C check when it is read: it reads as its fill value (NaN, -1,
+False) with the same warning, never as data (``done`` of its block, read before, is not
+cleared: ``marshall verify`` names the block).
 
 A refined cube (store/levels.py) opens as the dense view of its finest grid, built
 from its levels on access.
