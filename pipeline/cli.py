@@ -436,7 +436,8 @@ def verify(
             console.print(f"  {escape(p)}", highlight=False)
     if not rep.ok:
         if (rep.damaged or rep.problems) and not repair:
-            err.print(f"run `marshall verify {cube} --repair` to recompute the damaged blocks")
+            err.print(f"run `marshall verify {cube} --repair` to recompute the damaged blocks"
+                      + (" and restore the rest" if rep.problems else ""))  # fmt: skip
         raise typer.Exit(1)
     import zarr
 
