@@ -207,7 +207,13 @@ def repaired(path: Path, ref: Path) -> None:
     }
 
 
-COORDS = [("dense", "r_1"), ("dense", "theta_2"), ("design", "theta_1"), ("refined", "r_1")]
+COORDS = [
+    ("dense", "r_1"),
+    ("dense", "theta_2"),
+    ("design", "theta_1"),
+    ("design", "sample"),
+    ("refined", "r_1"),
+]
 
 
 @pytest.mark.parametrize(("kind", "coord"), COORDS)
