@@ -325,6 +325,10 @@ def test_claims_report_counterexamples(coord, tmp_path):
     i, j, k = 40, 10, 1
     assert arr[i, j, k, 2] == 1  # claim "3" held there
     arr[i, j, k, 2] = 0
+    for m in (path / "_marshall" / "done").glob("*.json"):  # the edit as if written so:
+        mark = json.loads(m.read_text())  # marks without chunk checksums (an older cube's)
+        mark.pop("crc32c", None)
+        m.write_text(json.dumps(mark))
     ds = open_cube(path)
     df = ds.marshall.claims()
     assert df.loc["3", "failed"] == 1 and df.loc["3", "held"] == df.loc["3", "checked"] - 1
