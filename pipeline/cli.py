@@ -449,11 +449,16 @@ def verify(
     written. Exit 1 if a block is missing or damaged (0: the cube is complete)."""
     from .grid import Plan
     from .store import StoreError
+    from .store.meta import trusted_spec
     from .store.verify import repair as repair_cube
     from .store.verify import verify as verify_cube
 
-    spec = spec_of_cube(cube)
+    try:  # the config the cube was written for, even if its root config was edited
+        spec = trusted_spec(cube)[0]
+    except StoreError:
+        spec = spec_of_cube(cube)
     rep = verify_cube(spec)
+    spec = rep.spec or spec  # the sweep the cube was written for (its root config may differ)
     refined = spec.refine is not None
     plan = None if refined else Plan.of(spec)
     console.print(
@@ -470,6 +475,8 @@ def verify(
         name = (f"level {b[0]} " + (f"block {b[1]}" if b[1] >= 0 else "plan")) if refined else (
             f"block {b}")  # fmt: skip
         console.print(f"  {name}: {escape(what)}  {reg}", highlight=False)
+    for p in rep.problems:  # of the store: metadata, coordinates, temporary files
+        console.print(f"  {escape(p)}", highlight=False)
     if repair and not rep.ok:
         try:
             res = repair_cube(spec, rep)
@@ -478,13 +485,17 @@ def verify(
         rep = verify_cube(spec)
         console.print(
             f"repaired: recomputed {res['computed']} block(s); now {len(rep.missing)} missing, "
-            f"{len(rep.damaged)} damaged",
+            f"{len(rep.damaged)} damaged" + (f", {len(rep.problems)} other problem(s)" if
+                                             rep.problems else ""),
             highlight=False,
-        )
+        )  # fmt: skip
+        for p in rep.problems:
+            console.print(f"  {escape(p)}", highlight=False)
     if not rep.ok:
-        if rep.damaged and not repair:
+        if (rep.damaged or rep.problems) and not repair:
             err.print(
-                f"run `marshall verify {cube} --repair` to recompute the damaged blocks",
+                f"run `marshall verify {cube} --repair` to recompute the damaged blocks"
+                + (" and restore the rest" if rep.problems else ""),
                 markup=False,
             )
         raise typer.Exit(1)

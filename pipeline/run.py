@@ -427,7 +427,7 @@ def run(
     if not Path(spec.output).exists():
         check_disk(spec)  # before anything is written, the store's template included
     with writer_lock(spec.output, part):
-        action = create(spec, overwrite=overwrite and part is None)
+        action = create(spec, overwrite=overwrite and part is None, sole=part is None)
         done = done_blocks(spec.output)
         scope = part_blocks(plan, part)
         todo = [b for b in scope if b not in done]
@@ -734,7 +734,7 @@ def run_refined(
     n_done_total = 0
     with contextlib.ExitStack() as stack:
         stack.enter_context(writer_lock(spec.output, part))
-        action = create(spec, overwrite=overwrite and part is None)
+        action = create(spec, overwrite=overwrite and part is None, sole=part is None)
         client = None
         if not in_process:
             client = stack.enter_context(_client(n_workers, scheduler, cluster))

@@ -19,7 +19,7 @@ from pipeline import open_cube, parse_config, run
 from pipeline.cli import app
 
 from .conftest import ROOT
-from .cubes import INCREASING, coordination, standard
+from .cubes import INCREASING, as_written, coordination, standard
 
 SMALL = coordination(33, 21)
 STANDARD = standard(25, 20)
@@ -154,6 +154,7 @@ def test_claims_fail_nonzero_on_edited_cube(small, tmp_path):
     arr = zarr.open_group(path, mode="r+")["claims"]
     idx = np.argwhere(arr[:, :, :, 1] == 1)[0]
     arr[tuple(idx) + (1,)] = 0
+    as_written(path)
     res = invoke("claims", path)
     assert res.exit_code == 1
     assert "FAILS" in res.stdout and "claim 2 fails at 1 points" in res.stdout
@@ -259,6 +260,7 @@ def test_report(results, tmp_path):
     arr = zarr.open_group(bad, mode="r+")["claims"]
     idx = np.argwhere(arr[:, :, :, 0] == 1)[0]
     arr[tuple(idx) + (0,)] = 0
+    as_written(bad)
     invoke("report", results, "-o", tmp_path / "r.md")
     text = (tmp_path / "r.md").read_text()
     assert "**FAILS** at r_1 = " in text and "## bad" in text

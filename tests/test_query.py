@@ -17,7 +17,7 @@ from pipeline import open_cube, parse_config, run
 from pipeline.models._spec import regime_name
 from pipeline.query import ExpressionError
 
-from .cubes import DYNAMIC, INCREASING, build_cube, coordination, standard
+from .cubes import DYNAMIC, INCREASING, as_written, build_cube, coordination, standard
 
 COORD = coordination(65, 50)
 STANDARD = standard(81, 60)
@@ -325,6 +325,7 @@ def test_claims_report_counterexamples(coord, tmp_path):
     i, j, k = 40, 10, 1
     assert arr[i, j, k, 2] == 1  # claim "3" held there
     arr[i, j, k, 2] = 0
+    as_written(path)
     ds = open_cube(path)
     df = ds.marshall.claims()
     assert df.loc["3", "failed"] == 1 and df.loc["3", "held"] == df.loc["3", "checked"] - 1

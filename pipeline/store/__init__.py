@@ -4,7 +4,11 @@
 - :mod:`.lock` -- one writer at a time (``X.zarr.lock``);
 - :mod:`.cube` -- create whole or not at all, write blocks, completion marks, finalize;
 - :mod:`.read` -- :func:`open_cube`: partly written or damaged data reads as missing;
-- :mod:`.verify` -- check every block, recompute damaged ones.
+- :mod:`.integrity` -- where a chunk belongs (its checksum in its block's mark, checked on
+  open); temporary files of killed writes;
+- :mod:`.meta` -- the record of coordinates, attributes and arrays' metadata, checked and
+  restored by ``verify``;
+- :mod:`.verify` -- check every block and the metadata, recompute or restore.
 """
 
 from .cube import STATE as STATE

@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import uuid
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -151,11 +150,14 @@ def _clean_partials(path: Path) -> None:
             rec.unlink(missing_ok=True)
 
 
-def create(spec: SweepSpec, overwrite: bool = False) -> str:
+def create(spec: SweepSpec, overwrite: bool = False, sole: bool = False) -> str:
     """Make sure ``spec.output`` holds this sweep's store; returns what was done:
     ``"created"``, ``"resumed"`` (a cube of this config: its finished blocks are kept)
     or ``"overwritten"`` (``overwrite``: a marshall cube of another config was replaced;
-    nothing but a marshall cube is ever removed). Call under the writer lock.
+    nothing but a marshall cube is ever removed). Call under the writer lock; ``sole``:
+    the whole-store lock (no part of a split run writes beside this one), so the
+    temporary files of killed writes are removed on resuming
+    (:func:`pipeline.store.integrity.leftovers`).
     """
     import zarr
 
@@ -165,6 +167,10 @@ def create(spec: SweepSpec, overwrite: bool = False) -> str:
     st = state(path)
     if st is not None:
         if st.get("config_hash") == spec.config_hash:
+            if sole:
+                from .integrity import remove_leftovers
+
+                remove_leftovers(path)
             return "resumed"  # the same sweep: nothing to replace (--overwrite or not)
         if overwrite:
             remove_cube(path)
@@ -195,6 +201,9 @@ def create(spec: SweepSpec, overwrite: bool = False) -> str:
         grp = zarr.open_group(tmp, mode="r+").create_group(STATE)
         grp.attrs.update(_state_attrs(spec))
         (tmp / STATE / "done").mkdir()
+        from .meta import record
+
+        record(tmp, spec)  # coordinates, attributes, arrays' metadata (store/meta.py)
         os.rename(tmp, path)  # atomic; fails if another part created the store first
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -287,6 +296,9 @@ class CubeWriter:
         self.arrays = {name: root[name].with_config({"write_empty_chunks": True})
                        for name in self.schema}  # fmt: skip
         self.pool = ThreadPoolExecutor(4, thread_name_prefix="marshall-write")
+        from .integrity import layouts
+
+        self.layouts = layouts(Path(spec.output), self.schema, len(spec.dims))
 
     def __enter__(self):
         return self
@@ -305,6 +317,8 @@ class CubeWriter:
         minus reopening and re-validating the store for every block), variables in
         parallel threads. ``done`` is written last, then the marker, atomically.
         """
+        from .integrity import written
+
         region = self.plan.region(block)
         shape = out["regime"].shape
         digests: dict[str, str] = {}
@@ -328,6 +342,7 @@ class CubeWriter:
             "knife_edge": int(np.count_nonzero(out["knife_edge"])),
             "seconds": round(seconds, 4),
             "digests": dict(sorted(digests.items())),
+            "crc32c": written(self.layouts, region),  # where each chunk belongs (integrity.py)
         }
         _atomic_write(marker(self.spec.output, block), json.dumps(summary))
         return summary
@@ -368,18 +383,23 @@ def finalize(spec: SweepSpec) -> dict:
         }
     )
     root.attrs.update({"complete": 1, "knife_edge_points": knife})
-    with warnings.catch_warnings():  # "consolidated metadata is not part of zarr v3 (yet)"
-        warnings.simplefilter("ignore")
-        zarr.consolidate_metadata(path)
+    from .meta import consolidate, record
+
+    consolidate(path, spec)
+    record(path, spec)
     return {"regimes": dict(zip(codes_sorted, names)), "knife_edge_points": knife}
 
 
-def reopen_for_repair(path: Path) -> None:
-    """Mark a finalized cube incomplete again (before blocks are recomputed)."""
+def reopen_for_repair(path: Path, spec: SweepSpec | None = None) -> None:
+    """Mark a finalized cube incomplete again (before blocks are recomputed); its
+    metadata must be whole (:func:`pipeline.store.meta.restore` first): consolidating
+    never drops an array."""
     import zarr
+
+    from .meta import consolidate, record
 
     root = zarr.open_group(path, mode="r+")
     root.attrs.update({"complete": 0})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        zarr.consolidate_metadata(path)
+    consolidate(path, spec)
+    if spec is not None:
+        record(path, spec)

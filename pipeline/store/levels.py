@@ -298,6 +298,9 @@ class LevelWriter:
         self.schema = schema(level_spec(spec, level))
         grp = zarr.open_group(level_dir(spec.output, level), mode="r+", zarr_format=3)
         self.arrays = {n: grp[n].with_config({"write_empty_chunks": True}) for n in self.schema}
+        from .integrity import layouts
+
+        self.layouts = layouts(level_dir(spec.output, level), self.schema, spec.refine.grid.ndim)
         self.below = None
         if level > 0:
             low = zarr.open_group(level_dir(spec.output, level - 1), mode="r", zarr_format=3)
@@ -316,6 +319,7 @@ class LevelWriter:
         """Write ``work``'s region: its computed points' ``values`` (``(k, ...)`` per
         output, in the order of :meth:`Work.points`), its copies, ``done``; then its mark."""
         from .cube import digest
+        from .integrity import written
 
         compute, to, frm, mask = work.points()
         shape = work.shape
@@ -353,6 +357,7 @@ class LevelWriter:
             "knife_edge": int(np.count_nonzero(knife)) if knife is not None and len(compute) else 0,
             "seconds": round(seconds, 4),
             "digests": dict(sorted(digests.items())),
+            "crc32c": written(self.layouts, work.region),  # store/integrity.py
         }
         _atomic_write(marker(self.spec.output, self.level, work.id), json.dumps(summary))
         return summary
@@ -481,9 +486,10 @@ def finalize(spec: SweepSpec) -> dict:
             "regime_flags": json.dumps(flags),
         }
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        zarr.consolidate_metadata(path)
+    from .meta import consolidate, record
+
+    consolidate(path, spec)
+    record(path, spec)
     return {
         "regimes": dict(zip(codes_sorted, names)),
         "knife_edge_points": knife,
@@ -518,6 +524,16 @@ class _Masked:
             else:
                 out[tuple(sl)] = False
         return out
+
+
+def damaged_blocks(path: Path, level: int, names, ndim: int, blocks) -> set[int]:
+    """Blocks of a level marked done for which some variable's chunk is missing or is
+    not the chunk written there (store/integrity.py)."""
+    from .integrity import check
+
+    missing, misplaced = check(level_dir(path, level), names, ndim, blocks,
+                               lambda b: read_marker(path, level, b))  # fmt: skip
+    return missing | misplaced
 
 
 def missing_chunks(path: Path, level: int, names, ndim: int, blocks) -> set[int]:
@@ -566,6 +582,7 @@ def open_view(path: Path, check: bool = True):
     import xarray as xr
     import zarr
 
+    from .integrity import tolerant
     from .read import DamagedCubeWarning
 
     path = Path(path)
@@ -580,15 +597,17 @@ def open_view(path: Path, check: bool = True):
     sources = []
     damaged_total = 0
     for level in range(g.levels + 1):
-        grp = zarr.open_group(level_dir(path, level), mode="r", zarr_format=3)
-        src = {n: grp[n] for n in [*names, "done"]}
+        with tolerant():  # a chunk failing its checksum reads as missing (integrity.py)
+            grp = zarr.open_group(level_dir(path, level), mode="r", zarr_format=3)
+            src = {n: grp[n] for n in [*names, "done"]}
         if check:
-            bad = missing_chunks(path, level, [*names, "done"], g.ndim, done_blocks(path, level))
+            bad = damaged_blocks(path, level, [*names, "done"], g.ndim, done_blocks(path, level))
             if bad:
                 damaged_total += len(bad)
                 warnings.warn(
                     f"{path}: level {level}: {len(bad)} block(s) marked done have missing "
-                    f"data (first: {sorted(bad)[:5]}); they read as not computed. Run "
+                    f"data (chunks absent or not the ones written there; first: "
+                    f"{sorted(bad)[:5]}); they read as not computed. Run "
                     f"`marshall verify {path} --repair` to recompute them.",
                     DamagedCubeWarning,
                     stacklevel=3,
@@ -651,10 +670,13 @@ class Report:
     damaged: dict[tuple[int, int], list[str]] = field(default_factory=dict)
     unplanned: list[int] = field(default_factory=list)  # levels not planned yet
     regions: dict[tuple[int, int], tuple[slice, ...]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # of the store (store/verify.py)
+    fix: dict | None = None
+    spec: object = None
 
     @property
     def ok(self) -> bool:
-        return not self.missing and not self.damaged and not self.unplanned
+        return not self.missing and not self.damaged and not self.unplanned and not self.problems
 
 
 def _check(spec, level, arrays, sch, work: Work, mask) -> list[str]:
@@ -688,7 +710,10 @@ def verify(spec: SweepSpec) -> Report:
     ``done`` on exactly its planned points and the data as written."""
     import zarr
 
-    rep = Report()
+    from .verify import store_problems
+
+    spec, problems, fix, lost = store_problems(spec)
+    rep = Report(problems=problems, fix=fix, spec=spec)
     g = spec.refine.grid
     intact = True  # the level below is complete and undamaged: its plan can be recomputed
     for level in range(g.levels + 1):
@@ -728,11 +753,14 @@ def verify(spec: SweepSpec) -> Report:
             try:
                 arrays[name] = grp[name]
             except KeyError:
+                if name in lost:  # restored first (store/meta.py), then checked
+                    continue
                 for w in works:
                     rep.damaged[(level, w.id)] = [f"variable {name} is missing from the store"]
                 intact = False
                 break
         else:
+            sch = {n: v for n, v in sch.items() if n in arrays}
             bad_here = False
             for w in works:
                 rep.regions[(level, w.id)] = w.region
@@ -757,7 +785,7 @@ def repair(spec: SweepSpec, report: Report, **run_kw) -> dict:
 
     if report.ok:
         raise StoreError("nothing to repair")
-    reopen_for_repair(Path(spec.output))
+    reopen_for_repair(Path(spec.output), spec)
     replan = min((lv for lv, b in report.damaged if b < 0), default=None)
     for level, b in report.damaged:
         if b >= 0 and (replan is None or level < replan):

@@ -4,9 +4,12 @@
 (a run may be writing it) it reads ``done`` first, as one snapshot, and masks every
 other variable by it: a point reads as computed only if it was complete before the
 other variables were read, because a block's data is written before its ``done``. A
-block marked done whose chunk files are missing (deleted, lost) is masked too, with
-a warning naming ``marshall verify --repair``; a corrupted or truncated chunk fails its
-CRC-32C check when read, so it raises instead of returning wrong values.
+block marked done whose chunk files are missing (deleted, lost) or not the ones written
+there (copied or swapped from another block: store/integrity.py) is masked too, with a
+warning naming ``marshall verify --repair``. A corrupted chunk (whole, its bytes
+changed) fails its CRC-32C check when it is read: it reads as its fill value (NaN, -1,
+False) with the same warning, never as data (``done`` of its block, read before, is not
+cleared: ``marshall verify`` names the block).
 
 A refined cube (store/levels.py) opens as the dense view of its finest grid, built
 from its levels on access.
@@ -77,6 +80,17 @@ def missing_chunks(path: Path, ds: xr.Dataset, blocks) -> set[int]:
     return bad
 
 
+def damaged_blocks(path: Path, ds: xr.Dataset, blocks) -> set[int]:
+    """Blocks among ``blocks`` (marked done) whose chunk of some variable is missing or
+    is not the chunk written there (store/integrity.py)."""
+    from .cube import read_marker
+    from .integrity import check
+
+    missing, misplaced = check(path, list(ds.data_vars), len(ds["done"].dims), blocks,
+                               lambda b: read_marker(path, b))  # fmt: skip
+    return missing | misplaced
+
+
 def _chunk_files(vdir: Path, sep: str) -> set[str]:
     root = vdir / "c"
     out = set()
@@ -109,6 +123,7 @@ def open_cube(path: str | Path, *, check: bool = True) -> xr.Dataset:
     path = Path(path)
     if not (path / "zarr.json").is_file():
         raise FileNotFoundError(f"no marshall cube at {path}")
+    from .integrity import tolerant
     from .levels import is_refined, open_view
 
     if is_refined(path):  # the finest grid of a refined sweep, as a lazy dense view
@@ -118,19 +133,21 @@ def open_cube(path: str | Path, *, check: bool = True) -> xr.Dataset:
         warnings.filterwarnings("ignore", message="Consolidated metadata")
         # dask chunks of whole zarr chunks, ~128 MB each: a cube of many small chunks
         # reads as few large tasks (values are the same)
-        ds = xr.open_zarr(path, chunks="auto")
+        with tolerant():  # a chunk failing its checksum reads as missing (integrity.py)
+            ds = xr.open_zarr(path, chunks="auto")
     if "done" not in ds or not (path / STATE).is_dir():
         return ds
     complete = bool(ds.attrs.get("complete"))
     damaged: set[int] = set()
     if check:
         chunks = tuple(int(c) for c in ds["done"].encoding.get("chunks", ds["done"].shape))
-        damaged = missing_chunks(path, ds, done_blocks(path))
+        damaged = damaged_blocks(path, ds, done_blocks(path))
         if damaged:
             warnings.warn(
-                f"{path}: {len(damaged)} block(s) marked done have missing data (first: "
-                f"{sorted(damaged)[:5]}); they read as not computed. Run `marshall verify "
-                f"{path} --repair` to recompute them.",
+                f"{path}: {len(damaged)} block(s) marked done have missing data (chunks "
+                f"absent or not the ones written there; first: {sorted(damaged)[:5]}); they "
+                f"read as not computed. Run "
+                f"`marshall verify {path} --repair` to recompute them.",
                 DamagedCubeWarning,
                 stacklevel=2,
             )
