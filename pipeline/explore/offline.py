@@ -52,6 +52,8 @@ def check_size(cube: Cube, max_cells: int) -> None:
 
 def _needed(cube: Cube) -> list[str]:
     keep = list(cube.vars) + list(cube.transition_vars)
+    if cube.refined:  # the dense view's ``level`` (what marks it refined)
+        keep.append("level")
     for v in ("x_path", "wage_path", "a_hat"):
         if v in cube.ds:
             keep.append(v)

@@ -32,6 +32,7 @@ import numpy as np
 import xarray as xr
 
 from .. import colors
+from ..query import QueryError
 from .slices import (
     MISSING_INDEX,
     NOT_COMPUTED,
@@ -76,6 +77,12 @@ const u = s4[String(src.data.pt[i])]
 if (u) for (const [m, attr, v] of u) m[attr] = v
 """
 YESNO_JS = "return value == 1 ? 'yes' : (value == 0 ? 'no' : '-')"
+EXACT_JS = (
+    "return value == 1 ? 'computed' : (value == 0 ? 'filled in from the nearest computed "
+    "point' : '-')"
+)
+#: a cube's text in a hover: ``$index{n}`` shows ``texts[n]``, escaped by Bokeh
+TEXT_JS = "return texts[Number(format)] ?? ''"
 CLAIM_JS = "return value == 1 ? 'held' : (value == 0 ? 'failed' : 'n/a')"
 LABEL_JS = "return value >= 0 && value < labels.length ? labels[value] : '-'"
 NAME_JS = "return names[value] ?? '?'"
@@ -135,7 +142,16 @@ class Page:
         self.fmt_claim = CustomJSHover(code=CLAIM_JS)
         self.fmt_label = CustomJSHover(args={"labels": cube.labels}, code=LABEL_JS)
         self.fmt_regime = CustomJSHover(args={"names": list(self.regimes.names)}, code=NAME_JS)
+        self.fmt_exact = CustomJSHover(code=EXACT_JS)
+        # the hovers' templates are fixed markup; every text of the cube they show is
+        # looked up in this table by a ``$index{n}`` placeholder (data, escaped)
+        self.texts: list[str] = []
+        self._text_index: dict[str, int] = {}
+        self._phase_tip = self._tooltip()
         self._view_tips = {v.key: self._view_tooltip(v) for v in cube.views}
+        self.fmt_text = CustomJSHover(args={"texts": list(self.texts)}, code=TEXT_JS)
+        for _, fm in [self._phase_tip, *self._view_tips.values()]:
+            fm["$index"] = self.fmt_text
         self._sources: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._figs: dict[tuple[str, str], dict[str, Any]] = {}
         self._build()
@@ -157,13 +173,25 @@ class Page:
         opts = [(d, f"{d} ({cube.sym[d]})" if cube.sym[d] != d else d) for d in cube.free]
         self.xsel = Select(title="x axis", options=opts, value=self.x, name="xsel", width=220)
         self.ysel = Select(title="y axis", options=opts, value=self.y, name="ysel", width=220)
+        # a slider's title would be HTML (with TeX) if it held "$$": the title is a Div
+        # of escaped text next to it instead
+        self.slider_titles = {
+            d: Div(
+                text=self._slider_title(d, self.idx[d]),
+                name=f"slider-title:{d}",
+                width=220,
+                disable_math=True,
+                styles={"margin-bottom": "-8px"},
+            )
+            for d in cube.free
+        }
         self.sliders = {
             d: Slider(
                 start=0,
                 end=max(cube.sizes[d] - 1, 1),
                 step=1,
                 value=self.idx[d],
-                title=self._slider_title(d, self.idx[d]),
+                title="",
                 show_value=False,
                 name=f"slider:{d}",
                 width=220,
@@ -192,21 +220,33 @@ class Page:
             self.display[(ramp, True)] = LogColorMapper(palette=pal, low=0.1, high=1)
         self.sheet = InlineStyleSheet(css=CSS)
         sheet = [self.sheet]
-        self.msg = Div(text="", name="msg", styles={"color": "#b00"})
-        self.phase_legend = Div(text="", name="phase-legend", width=230, stylesheets=sheet)
-        self.welfare_legend = Div(text="", name="welfare-legend", width=230, stylesheets=sheet)
-        self.code = Div(text="", name="code", width=W + 240, stylesheets=sheet)
+        # every Div holds escaped text of the cube: never TeX ("$$" in a label is text)
+        self.msg = Div(text="", name="msg", styles={"color": "#b00"}, disable_math=True)
+        self.phase_legend = Div(
+            text="", name="phase-legend", width=230, stylesheets=sheet, disable_math=True
+        )
+        self.welfare_legend = Div(
+            text="", name="welfare-legend", width=230, stylesheets=sheet, disable_math=True
+        )
+        self.code = Div(text="", name="code", width=W + 240, stylesheets=sheet, disable_math=True)
         self.point_code = Div(
             text="<div class='mx-code'># click a cell: its ds.marshall.at(...) call</div>",
             name="point-code",
             width=W + 240,
             stylesheets=sheet,
+            disable_math=True,
         )
-        self.header = Div(text=self._header(), name="header", width=2 * W)
+        self.header = Div(text=self._header(), name="header", width=2 * W, disable_math=True)
         self.phase_holder = Column(children=[], name="phase-holder")
         self.welfare_holder = Column(children=[], name="welfare-holder")
         controls = Column(
-            children=[self.xsel, self.ysel, *self.sliders.values(), self.wsel, self.msg],
+            children=[
+                self.xsel,
+                self.ysel,
+                *[w for d in self.sliders for w in (self.slider_titles[d], self.sliders[d])],
+                self.wsel,
+                self.msg,
+            ],
             width=240,
         )
         rows = [
@@ -232,7 +272,12 @@ class Page:
                 f"<li><b>{html.escape(c)}</b>: {html.escape(cube.statements.get(c, ''))}</li>"
                 for c in cube.claims
             )
-            rows.append(Div(text=f"<b>claims</b> (hover: held / failed / n/a)<ul>{items}</ul>"))
+            rows.append(
+                Div(
+                    text=f"<b>claims</b> (hover: held / failed / n/a)<ul>{items}</ul>",
+                    disable_math=True,
+                )
+            )
         self.layout = Column(children=rows, name="explorer")
 
     def _transition_models(self):
@@ -244,6 +289,7 @@ class Page:
             name="transition",
             width=520,
             stylesheets=[self.sheet],
+            disable_math=True,
         )
         kids = [self.transition_div]
         self.path_sources = {}
@@ -280,82 +326,107 @@ class Page:
         cube = self.cube
         model = cube.model + (f" (J = {cube.J})" if cube.J else "")
         fixed = [
-            f"{html.escape(k)} = {fmt(v)}"
+            f"{html.escape(k)} = {html.escape(fmt(v))}"
             for k, v in cube.fixed.items()
             if k not in cube.settings or cube.has_transition
         ]
         pinned = [
-            f"{d} = {fmt(cube.values[d][i])}" for d, i in cube.fixed_idx.items() if d in cube.params
+            f"{html.escape(d)} = {fmt(cube.values[d][i])}"
+            for d, i in cube.fixed_idx.items()
+            if d in cube.params
         ]
         return (
             f"<h3 style='margin:4px 0'>marshall explore: {html.escape(self.name)}</h3>"
             f"<div>model <b>{html.escape(model)}</b>; swept: "
-            + ", ".join(f"{d} ({cube.sizes[d]})" for d in cube.params)
+            + ", ".join(f"{html.escape(d)} ({cube.sizes[d]})" for d in cube.params)
             + (f"; held at: {', '.join(pinned)}" if pinned else "")
             + (f"<br>fixed: {', '.join(fixed)}" if fixed else "")
             + "</div>"
         )
 
     def _slider_title(self, d: str, i: int) -> str:
+        """The text of a slider's title (escaped: the dim's name and symbol are the
+        cube's)."""
         cube = self.cube
         sym = f" ({cube.sym[d]})" if cube.sym[d] != d else ""
-        return f"{d}{sym} = {fmt(cube.values[d][int(i)])}"
+        return html.escape(f"{d}{sym} = {fmt(cube.values[d][int(i)])}")
+
+    def _text(self, s: str) -> str:
+        """The placeholder that shows the text ``s`` in a hover (``$index{n}``: looked up
+        in :attr:`texts` by :data:`TEXT_JS`): a cube's text never enters a template."""
+        s = str(s)
+        if s not in self._text_index:
+            self._text_index[s] = len(self.texts)
+            self.texts.append(s)
+        return f"$index{{{self._text_index[s]}}}"
 
     def _tooltip(self) -> tuple[str, dict]:
+        """The phase hover: a template of fixed markup whose placeholders name columns
+        by index (:func:`~pipeline.explore.slices.column_names`) and the cube's texts
+        by :meth:`_text`; every value is escaped by Bokeh (no ``{safe}``)."""
         cube = self.cube
         f: dict[str, Any] = {}
         coords = []
-        for d in cube.params:
-            coords.append(f"<span data-dim='{d}'>{d} = @{{p_{d}}}{{%.6g}}</span>")
-            f[f"@{{p_{d}}}"] = "printf"
+        for i, d in enumerate(cube.params):
+            coords.append(f"<span data-dim='{i}'>{self._text(d)} = @{{p{i}}}{{%.6g}}</span>")
+            f[f"@{{p{i}}}"] = "printf"
         rows = []
-        for lab in cube.labels:
+        for j, lab in enumerate(cube.labels):
             rows.append(
-                f"<tr data-eq='{lab}'><td>{lab}</td><td>@{{ex_{lab}}}{{custom}}</td>"
-                f"<td>@{{st_{lab}}}{{custom}}</td><td>@{{w_{lab}}}{{%.6g}}</td>"
-                f"<td>@{{rk_{lab}}}</td></tr>"
+                f"<tr data-eq='{j}'><td>{self._text(lab)}</td><td>@{{ex{j}}}{{custom}}</td>"
+                f"<td>@{{st{j}}}{{custom}}</td><td>@{{w{j}}}{{%.6g}}</td>"
+                f"<td>@{{rk{j}}}</td></tr>"
             )
-            f[f"@{{ex_{lab}}}"] = self.fmt_yesno
-            f[f"@{{st_{lab}}}"] = self.fmt_yesno
-            f[f"@{{w_{lab}}}"] = "printf"
+            f[f"@{{ex{j}}}"] = self.fmt_yesno
+            f[f"@{{st{j}}}"] = self.fmt_yesno
+            f[f"@{{w{j}}}"] = "printf"
         claims = ""
         if cube.claims:
             parts = []
-            for c in cube.claims:
-                parts.append(f"<span data-claim='{c}'>{c}: @{{cl_{c}}}{{custom}}</span>")
-                f[f"@{{cl_{c}}}"] = self.fmt_claim
+            for j, c in enumerate(cube.claims):
+                parts.append(f"<span data-claim='{j}'>{self._text(c)}: @{{cl{j}}}{{custom}}</span>")
+                f[f"@{{cl{j}}}"] = self.fmt_claim
             claims = "<div class='mx-claims'>claims: " + ", ".join(parts) + "</div>"
         f["@{ci}"] = self.fmt_regime
         f["@{knife}"] = self.fmt_yesno
         f["@{best}"] = self.fmt_label
         f["@{worst}"] = self.fmt_label
+        exact = ""
+        if cube.refined:
+            exact = "; point: <span class='mx-exact'>@{exact}{custom}</span>"
+            f["@{exact}"] = self.fmt_exact
         text = (
             "<div class='mx-tip'>"
             f"<div class='mx-coords'>{', '.join(coords)}</div>"
             "<div>regime: <b class='mx-regime'>@{ci}{custom}</b>; "
             "knife_edge: <span class='mx-knife'>@{knife}{custom}</span>; "
             "best: <span class='mx-best'>@{best}{custom}</span>, "
-            "worst: <span class='mx-worst'>@{worst}{custom}</span></div>"
+            f"worst: <span class='mx-worst'>@{{worst}}{{custom}}</span>{exact}</div>"
             "<table class='mx-eq'><tr><th>equilibrium</th><th>exists</th><th>stable</th>"
             f"<th>wage</th><th>rank</th></tr>{''.join(rows)}</table>{claims}</div>"
         )
         return text, f
 
     def _view_tooltip(self, v: View) -> tuple[str, dict]:
+        """The welfare hover of view ``v`` (built as :meth:`_tooltip` is)."""
         f: dict[str, Any] = {"@{ci}": self.fmt_regime}
         coords = []
-        for d in self.cube.params:
-            coords.append(f"{d} = @{{p_{d}}}{{%.6g}}")
-            f[f"@{{p_{d}}}"] = "printf"
+        for i, d in enumerate(self.cube.params):
+            coords.append(f"{self._text(d)} = @{{p{i}}}{{%.6g}}")
+            f[f"@{{p{i}}}"] = "printf"
         if v.categorical:
             val = "best: <b class='mx-value'>@{best}{custom}</b>"
             f["@{best}"] = self.fmt_label
         else:
-            val = f"{html.escape(v.title)}: <b class='mx-value'>@{{wv_{v.col}}}{{%.6g}}</b>"
+            val = f"{self._text(v.title)}: <b class='mx-value'>@{{wv_{v.col}}}{{%.6g}}</b>"
             f[f"@{{wv_{v.col}}}"] = "printf"
+        exact = ""
+        if self.cube.refined:
+            exact = "; point: <span class='mx-exact'>@{exact}{custom}</span>"
+            f["@{exact}"] = self.fmt_exact
         text = (
             f"<div class='mx-tip'><div>{', '.join(coords)}</div><div>{val}</div>"
-            "<div>regime: @{ci}{custom}</div></div>"
+            f"<div>regime: @{{ci}}{{custom}}{exact}</div></div>"
         )
         return text, f
 
@@ -375,7 +446,7 @@ class Page:
         """The phase and welfare figures of the ordered pair ``(x, y)`` (made once)."""
         if (x, y) in self._figs:
             return self._figs[(x, y)]
-        from bokeh.models import ColorBar, HoverTool, Range1d, TapTool
+        from bokeh.models import ColorBar, HoverTool, PlainText, Range1d, TapTool
         from bokeh.plotting import figure
 
         cube = self.cube
@@ -399,8 +470,10 @@ class Page:
                 toolbar_location="right",
                 stylesheets=[self.sheet],
             )
-            f.xaxis.axis_label = f"$${cube.tex[x]}$$" if cube.tex[x] else x
-            f.yaxis.axis_label = f"$${cube.tex[y]}$$" if cube.tex[y] else y
+            # a dim's name is plain text ("$$" in it is no TeX); its symbol is TeX, drawn
+            # on the canvas
+            f.xaxis.axis_label = f"$${cube.tex[x]}$$" if cube.tex[x] else PlainText(text=x)
+            f.yaxis.axis_label = f"$${cube.tex[y]}$$" if cube.tex[y] else PlainText(text=y)
             f.xaxis.name, f.yaxis.name = f"{kind}:{x}:{y}:xaxis", f"{kind}:{x}:{y}:yaxis"
             f.grid.visible = False
             return f
@@ -422,7 +495,7 @@ class Page:
         phase.multi_line(cx, cy, source=bsrc, line_color="white", line_width=4)
         bl = phase.multi_line(cx, cy, source=bsrc, line_color="black", line_width=1.6)
         bl.glyph.line_dash = "dashed"
-        tip, fmts = self._tooltip()
+        tip, fmts = self._phase_tip
         phase.add_tools(
             HoverTool(renderers=[cells], tooltips=tip, formatters=fmts, name="hover-phase"),
             HoverTool(renderers=[bl], tooltips=[("boundary", "@name")]),
@@ -457,7 +530,10 @@ class Page:
         cols, scales = slice_columns(cube, sub, a, b, self.regimes)
         src, bsrc = self.source(a, b)
         at = cube.at_values(cube.full_index(a, b, idx))
-        bnds = cube.ds.marshall.boundaries(a, b, at=at, n=self.boundary_n)
+        try:
+            bnds = cube.ds.marshall.boundaries(a, b, at=at, n=self.boundary_n)
+        except QueryError:  # e.g. the model's declaration cannot be imported here
+            bnds = []
         bdata = {
             "a": [s[:, 0] for bd in bnds for s in bd.segments],
             "b": [s[:, 1] for bd in bnds for s in bd.segments],
@@ -493,7 +569,7 @@ class Page:
         )
         out.append((self.phase_legend, "text", legend))
         for d, i in idx.items():
-            out.append((self.sliders[d], "title", self._slider_title(d, i)))
+            out.append((self.slider_titles[d], "text", self._slider_title(d, i)))
         return out, scales
 
     def axes_updates(self, x: str, y: str) -> list[Update]:
@@ -505,6 +581,7 @@ class Page:
         ]
         for d, s in self.sliders.items():
             out.append((s, "visible", d not in (x, y)))
+            out.append((self.slider_titles[d], "visible", d not in (x, y)))
         return out
 
     def view_updates(
@@ -518,12 +595,16 @@ class Page:
         figs = self.figures(x, y)
         wc = {"field": f"wi_{v.col}", "transform": self.view_mappers[v.key]}
         tip, fm = self._view_tips[v.key]
-        out: list[Update] = [
-            (figs["layer"].glyph, "fill_color", wc),
-            (figs["layer"].glyph, "line_color", wc if figs["layer"].glyph.line_color else None),
-            (figs["hover"], "tooltips", tip),
-            (figs["hover"], "formatters", fm),
-        ]
+        layer = figs["layer"]
+        lc = wc if layer.glyph.line_color else None
+        out: list[Update] = []
+        # a click selects a cell: the layer then draws with its selection and
+        # non-selection glyphs, which must show the same view as the glyph
+        # (the selected cell keeps its black outline)
+        for g in (layer.glyph, layer.nonselection_glyph):
+            out += [(g, "fill_color", wc), (g, "line_color", lc)]
+        out.append((layer.selection_glyph, "fill_color", wc))
+        out += [(figs["hover"], "tooltips", tip), (figs["hover"], "formatters", fm)]
         out.append((figs["welfare"].title, "text", v.title))
         items = []
         if v.categorical:
@@ -603,7 +684,7 @@ class Page:
             )
         ]
         if cube.has_transition and rows is not None:
-            coords = ", ".join(f"{d} = {fmt(v)}" for d, v in vals.items())
+            coords = html.escape(", ".join(f"{d} = {fmt(v)}" for d, v in vals.items()))
             out.append(
                 (
                     self.transition_div,
