@@ -36,6 +36,8 @@ from pipeline.explore.slices import (
     load_slice,
     slice_columns,
     unicode_symbol,
+    view_palette,
+    view_values,
 )
 from pipeline.models._spec import regime_name
 
@@ -721,6 +723,54 @@ def test_dynamic_click_shows_transitions_and_paths(open_page, dyn, mode):
     np.testing.assert_allclose(np.array(ys), want, rtol=1e-12)
     pg.select("wsel", "pv_gain:2")
     pg.wait_welfare("pv_gain: coordinate in sector 2")
+    assert pg.errors() == []
+
+
+@needs_browser
+@MODES
+@pytest.mark.parametrize("cube, view", [("coord", "ratio"), ("dyn", "pv_gain:1")])
+def test_click_keeps_the_welfare_view(open_page, coord, dyn, cube, view, mode):
+    """A click selects a cell; the welfare panel must go on drawing the chosen view (its
+    selection and non-selection glyphs too), every cell in that view's colour."""
+    ds, _ = {"coord": coord, "dyn": dyn}[cube]
+    c = Cube(ds)
+    v = next(v for v in c.views if v.key == view)
+    pg = open_page(cube, mode)
+    pg.select("wsel", view)
+    pg.wait_welfare(v.title)
+    x, y = pg.shown().split(":")[1:]
+    a, b = c.ordered(x, y)
+    sub = load_slice(c, a, b, {d: c.sizes[d] // 2 for d in c.others(a, b)})  # dims (b, a)
+    ci = view_values(c, sub, v)[0].reshape(sub.sizes[b], sub.sizes[a])
+    pal = [p.lower() for p in view_palette(c, v)]
+    xs, ys = c.values[x], c.values[y]
+    before = pg.model("point-code", "text")
+    pg.page.mouse.click(*pg.pixel_xy("phase", float(xs[1]), float(ys[1])))
+    pg.wait("(t) => Bokeh.documents[0].get_model_by_name('point-code').text != t", before)
+    pg.wait(
+        "() => Bokeh.documents[0].get_model_by_name('welfare-holder').children[0]"
+        ".renderers[0].data_source.selected.indices.length == 1"
+    )
+    fields = pg.js(
+        "() => { const r = Bokeh.documents[0].get_model_by_name('welfare-holder').children[0]"
+        ".renderers[0]; return [r.glyph, r.selection_glyph, r.nonselection_glyph]"
+        ".map(g => g.fill_color.field) }"
+    )
+    assert fields == [f"wi_{v.col}"] * 3
+    assert (
+        pg.js("() => Bokeh.documents[0].get_model_by_name('welfare-holder').children[0].title.text")
+        == v.title
+    )
+    img = pg.screenshot()
+    n = 0
+    for i, xv in enumerate(xs):
+        for j, yv in enumerate(ys):
+            if (i, j) == (1, 1):
+                continue  # the selected cell: outlined
+            want = pal[ci[j, i] if x == a else ci[i, j]]
+            assert pg.colour_at(img, "welfare", float(xv), float(yv)) == want, (xv, yv)
+            n += 1
+    assert n == len(xs) * len(ys) - 1
     assert pg.errors() == []
 
 
