@@ -823,3 +823,126 @@ def test_html_for_every_small_cube(tmp_path_factory, browser, dyn, coord):
             check_pixels(pg, pg.screenshot(), ds, x, y, at, min_share=0.3)
         finally:
             pg.close()
+
+
+# ------------------------------------------------- boundaries, log axes, refined
+
+
+REFINED = """
+model: coordination
+sectors: 2
+params:
+  r_1: {logspace: [0.25, 8.0, 5]}
+  r_2: 1.0
+  theta_1: {linspace: [1.05, 6.0, 5]}
+  theta_2: 2.0
+refine:
+  on: [regime]
+  levels: 2
+output: x.zarr
+"""
+
+
+@pytest.fixture(scope="module")
+def refined(tmp_path_factory):
+    ds, path = build_cube(tmp_path_factory, REFINED, "refined")
+    assert 0 < int(ds["computed"].sum()) < ds["computed"].size
+    return ds, path
+
+
+def test_boundaries_dashed_as_the_png_figures(coord):
+    """Each boundary has its own dash, the PNG figures' (``pipeline.figures``' table in
+    the same order), in the lines and in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pipeline.explore.page import Page as ExplorePage
+    from pipeline.explore.page import bokeh_dash
+    from pipeline.figures import BOUNDARY_STYLES, draw_boundaries
+
+    ds, _ = coord
+    page = ExplorePage(ds, "c.zarr")
+    out, _ = page.slice_updates("r_1", "theta_1", {"theta_2": 1})
+    bsrc = page.source("r_1", "theta_1")[1]
+    bdata = next(v for m, attr, v in out if m is bsrc and attr == "data")
+    fig, ax = plt.subplots()
+    try:
+        bnds, handles = draw_boundaries(ax, ds, "r_1", "theta_1", at={"theta_2": 2.0})
+        png = {h.get_gid().removeprefix("boundary:"): h.get_linestyle() for h in handles}
+    finally:
+        plt.close(fig)
+    assert len(bnds) >= 3
+    got = dict(zip(bdata["name"], bdata["dash"], strict=True))
+    for i, bd in enumerate(bnds):
+        assert png[bd.name] == BOUNDARY_STYLES[i]
+        assert got[bd.name] == bokeh_dash(BOUNDARY_STYLES[i])
+    assert len({tuple(d) for d in got.values()}) == len(bnds)  # one dash each
+    legend = next(v for m, attr, v in out if m is page.phase_legend)
+    for bd in bnds:
+        dash = " ".join(map(str, got[bd.name])) or "none"
+        assert f"stroke-dasharray='{dash}'" in legend
+    lines = [
+        r.glyph
+        for r in page.figures("r_1", "theta_1")["phase"].renderers
+        if type(r.glyph).__name__ == "MultiLine" and r.glyph.line_color == "black"
+    ]
+    assert len(lines) == 1 and lines[0].line_dash.field == "dash"
+
+
+def test_refined_columns_say_computed(refined):
+    ds, _ = refined
+    cube = Cube(ds)
+    assert cube.refined
+    sub = load_slice(cube, "r_1", "theta_1", {})
+    cols, _ = slice_columns(cube, sub, "r_1", "theta_1", RegimeIndex(cube.bits))
+    want = ds["computed"].transpose("theta_1", "r_1").values.ravel().astype(np.int8)
+    np.testing.assert_array_equal(cols["exact"], want)
+
+
+@needs_browser
+@MODES
+def test_log_axes_label_ticks_below_one(open_page, mode):
+    """r_1 spans [0.25, 8] (log): labelled ticks below 1 as above (1-2-5 a decade)."""
+    pg = open_page("coord", mode)
+    ticks, labels = pg.js(
+        "() => { const f = Bokeh.documents[0].get_model_by_name('phase-holder').children[0];"
+        " const v = Bokeh.index.find_one(f); for (const av of v.renderer_views.values()) {"
+        " if (av.model.name != f.name + ':xaxis') continue;"
+        " const t = Array.from(av.tick_coords.major[av.dimension]);"
+        " return [t, av.model.formatter.doFormat(t, av)] } }"
+    )
+    assert ticks == [0.5, 1, 2, 5]
+    assert labels == ["0.5", "1", "2", "5"]
+
+
+@needs_browser
+@MODES
+def test_refined_hover_says_computed_or_filled(browser, refined, tmp_path, mode):
+    ds, path = refined
+    server = None
+    if mode == "html":
+        f = tmp_path / "refined.html"
+        write_html(ds, f, str(path))
+        url = f.as_uri()
+    else:
+        server = Server(path)
+        url = server.url
+    try:
+        pg = Page(browser, url)
+        try:
+            comp = ds["computed"].values
+            for want, text in ((True, "computed"), (False, "filled in")):
+                i, j = np.argwhere(comp == want)[0]
+                point = {"r_1": float(ds.r_1[i]), "theta_1": float(ds.theta_1[j])}
+                for kind in ("phase", "welfare"):
+                    loc = pg.hover(kind, point["r_1"], point["theta_1"])
+                    assert loc.locator(".mx-exact").inner_text().startswith(text), (kind, point)
+                    assert re.search(rf"r_1 = {point['r_1']:.6g}(,|$|\s)", loc.inner_text())
+            assert pg.errors() == []
+        finally:
+            pg.close()
+    finally:
+        if server is not None:
+            server.stop()

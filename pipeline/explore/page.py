@@ -87,6 +87,39 @@ CLAIM_JS = "return value == 1 ? 'held' : (value == 0 ? 'failed' : 'n/a')"
 LABEL_JS = "return value >= 0 && value < labels.length ? labels[value] : '-'"
 NAME_JS = "return names[value] ?? '?'"
 
+# ticks of a log axis: 1-2-5 in each decade (1 in each over 2.5 decades, every n-th
+# decade over 6), so that a range below 1 (e.g. r_1 in [0.25, 8]) is labelled there too;
+# Bokeh's LogTicker falls back to linear steps on ranges under 2 decades (1, 2, ... 8)
+LOG_MAJOR_JS = """
+const lo = Math.min(cb_data.start, cb_data.end), hi = Math.max(cb_data.start, cb_data.end)
+if (!(lo > 0) || !(hi > lo)) return []
+const span = Math.log10(hi / lo)
+const ms = span <= 2.5 ? [1, 2, 5] : [1]
+const step = span <= 6 ? 1 : Math.ceil(span / 6)
+const out = []
+for (let k = Math.floor(Math.log10(lo)); k <= Math.ceil(Math.log10(hi)); k += step)
+  for (const m of ms) {
+    const t = Number((m * 10 ** k).toPrecision(12))
+    if (t >= lo && t <= hi) out.push(t)
+  }
+if (out.length >= 2) return out
+const n = 5  // a narrow range: 5 log-spaced ticks, 2 significant digits
+return Array.from({length: n}, (_, i) => Number((lo * (hi / lo) ** ((i + 0.5) / n)).toPrecision(2)))
+"""
+LOG_MINOR_JS = """
+const lo = Math.min(cb_data.start, cb_data.end), hi = Math.max(cb_data.start, cb_data.end)
+if (!(lo > 0) || !(hi > lo) || Math.log10(hi / lo) > 6) return []
+const out = []
+for (let k = Math.floor(Math.log10(lo)); k <= Math.ceil(Math.log10(hi)); k++)
+  for (let m = 1; m < 10; m++) {
+    const t = Number((m * 10 ** k).toPrecision(12))
+    if (t >= lo && t <= hi) out.push(t)
+  }
+return out
+"""
+#: a tick's label: its shortest text to 6 significant digits (0.5, 1, 2, 1e-07)
+TICK_JS = "return String(Number(tick.toPrecision(6)))"
+
 CSS = """
 .mx-tip { font: 12px sans-serif; max-width: 520px; }
 .mx-tip table, .mx-transition { border-collapse: collapse; font: 12px sans-serif; }
@@ -96,6 +129,36 @@ CSS = """
   vertical-align: middle; border: 1px solid #555; }
 .mx-code { font: 12px monospace; white-space: pre; background: #f6f6f6; padding: 6px; }
 """
+
+
+#: width (px) of a boundary line; its dash pattern scales with it, as matplotlib's does
+BOUNDARY_WIDTH = 1.6
+
+
+def bokeh_dash(style: Any, width: float = BOUNDARY_WIDTH) -> list[int]:
+    """A matplotlib line style (``"-"``, ``"--"``, ``":"``, ``"-."`` or ``(offset, (on,
+    off, ...))``, as in :data:`pipeline.figures.BOUNDARY_STYLES`) as a Bokeh dash pattern
+    (whole pixels; ``[]``: solid): matplotlib's own patterns (``lines.*_pattern``), scaled
+    by the line width where matplotlib scales them (``lines.scale_dashes``)."""
+    import matplotlib as mpl
+
+    named = {"-": None, "solid": None, "--": "dashed", ":": "dotted", "-.": "dashdot"}
+    if isinstance(style, str):
+        if named[style] is None:
+            return []
+        pattern = mpl.rcParams[f"lines.{named[style]}_pattern"]
+    else:
+        pattern = style[1]
+    scale = width if mpl.rcParams["lines.scale_dashes"] else 1.0
+    return [max(1, round(float(v) * scale)) for v in pattern]
+
+
+def boundary_dashes(n: int) -> list[list[int]]:
+    """The dash patterns of ``n`` boundaries, in order: the PNG figures' table
+    (:data:`pipeline.figures.BOUNDARY_STYLES`, cycled as ``draw_boundaries`` does)."""
+    from ..figures import BOUNDARY_STYLES
+
+    return [bokeh_dash(BOUNDARY_STYLES[i % len(BOUNDARY_STYLES)]) for i in range(n)]
 
 
 def _num(v: float) -> str:
@@ -160,6 +223,8 @@ class Page:
     def _build(self) -> None:
         from bokeh.models import (
             Column,
+            CustomJSTicker,
+            CustomJSTickFormatter,
             Div,
             InlineStyleSheet,
             LinearColorMapper,
@@ -219,6 +284,8 @@ class Page:
             self.display[(ramp, False)] = LinearColorMapper(palette=pal, low=0, high=1)
             self.display[(ramp, True)] = LogColorMapper(palette=pal, low=0.1, high=1)
         self.sheet = InlineStyleSheet(css=CSS)
+        self.log_ticker = CustomJSTicker(major_code=LOG_MAJOR_JS, minor_code=LOG_MINOR_JS)
+        self.log_formatter = CustomJSTickFormatter(code=TICK_JS)
         sheet = [self.sheet]
         # every Div holds escaped text of the cube: never TeX ("$$" in a label is text)
         self.msg = Div(text="", name="msg", styles={"color": "#b00"}, disable_math=True)
@@ -438,7 +505,9 @@ class Page:
             empty = {c: [] for c in column_names(self.cube)}
             self._sources[(a, b)] = (
                 ColumnDataSource(empty, name=f"cells:{a}:{b}"),
-                ColumnDataSource({"a": [], "b": [], "name": []}, name=f"bounds:{a}:{b}"),
+                ColumnDataSource(
+                    {"a": [], "b": [], "name": [], "dash": []}, name=f"bounds:{a}:{b}"
+                ),
             )
         return self._sources[(a, b)]
 
@@ -446,6 +515,7 @@ class Page:
         """The phase and welfare figures of the ordered pair ``(x, y)`` (made once)."""
         if (x, y) in self._figs:
             return self._figs[(x, y)]
+        from bokeh.core.properties import field
         from bokeh.models import ColorBar, HoverTool, PlainText, Range1d, TapTool
         from bokeh.plotting import figure
 
@@ -475,6 +545,9 @@ class Page:
             f.xaxis.axis_label = f"$${cube.tex[x]}$$" if cube.tex[x] else PlainText(text=x)
             f.yaxis.axis_label = f"$${cube.tex[y]}$$" if cube.tex[y] else PlainText(text=y)
             f.xaxis.name, f.yaxis.name = f"{kind}:{x}:{y}:xaxis", f"{kind}:{x}:{y}:yaxis"
+            for d, ax in ((x, f.xaxis), (y, f.yaxis)):
+                if cube.log[d]:
+                    ax.ticker, ax.formatter = self.log_ticker, self.log_formatter
             f.grid.visible = False
             return f
 
@@ -493,8 +566,15 @@ class Page:
         outline = cube.sizes[x] * cube.sizes[y] <= OUTLINE_CELLS
         cells = phase.quad(**geom, fill_color=pc, line_color=pc if outline else None, **keep)
         phase.multi_line(cx, cy, source=bsrc, line_color="white", line_width=4)
-        bl = phase.multi_line(cx, cy, source=bsrc, line_color="black", line_width=1.6)
-        bl.glyph.line_dash = "dashed"
+        # each boundary its own dash, as in the PNG figures (the "dash" column)
+        bl = phase.multi_line(
+            cx,
+            cy,
+            source=bsrc,
+            line_color="black",
+            line_width=BOUNDARY_WIDTH,
+            line_dash=field("dash"),
+        )
         tip, fmts = self._phase_tip
         phase.add_tools(
             HoverTool(renderers=[cells], tooltips=tip, formatters=fmts, name="hover-phase"),
@@ -534,10 +614,12 @@ class Page:
             bnds = cube.ds.marshall.boundaries(a, b, at=at, n=self.boundary_n)
         except QueryError:  # e.g. the model's declaration cannot be imported here
             bnds = []
+        dashes = boundary_dashes(len(bnds))
         bdata = {
             "a": [s[:, 0] for bd in bnds for s in bd.segments],
             "b": [s[:, 1] for bd in bnds for s in bd.segments],
             "name": [bd.name for bd in bnds for _ in bd.segments],
+            "dash": [dash for bd, dash in zip(bnds, dashes, strict=True) for _ in bd.segments],
         }
         out: list[Update] = [(src, "data", cols), (bsrc, "data", bdata)]
         out.append((src.selected, "indices", []))
@@ -557,9 +639,11 @@ class Page:
         if 0 in present:
             items.append(_swatch(NOT_COMPUTED_COLOR, NOT_COMPUTED))
         lines = "".join(
-            "<div><span style='display:inline-block;width:22px;border-top:2px dashed #000;"
-            f"margin-right:6px;vertical-align:middle'></span>{html.escape(bd.name)}</div>"
-            for bd in bnds
+            "<div><svg width='28' height='6' style='margin-right:6px;vertical-align:middle'>"
+            "<line x1='0' y1='3' x2='28' y2='3' stroke='#000' stroke-width='2' "
+            f"stroke-dasharray='{' '.join(map(str, dash)) or 'none'}'/></svg>"
+            f"{html.escape(bd.name)}</div>"
+            for bd, dash in zip(bnds, dashes, strict=True)
         )
         legend = (
             "<div class='mx-legend'><b>stable equilibria</b>"
