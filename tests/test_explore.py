@@ -33,6 +33,7 @@ from pipeline.explore.slices import (
     NOT_COMPUTED_COLOR,
     Cube,
     RegimeIndex,
+    fmt,
     load_slice,
     slice_columns,
     unicode_symbol,
@@ -699,14 +700,24 @@ def test_dynamic_click_shows_transitions_and_paths(open_page, dyn, mode):
         timeout=WAIT_MS,
     )
     assert f"ds.marshall.at(r_1={r1!r}, theta_1={t1!r})" in pg.model("point-code", "text")
-    # the transitions and then the paths come after the code line
+    # then the heading, the table and the paths (separate updates: wait for each)
+    pg.wait(
+        "(v) => Bokeh.documents[0].get_model_by_name('transition-head').text.includes(v)",
+        f"r_1 = {r1:.6g}, theta_1 = {t1:.6g}",
+    )
+    df = ds.marshall.transition(r_1=r1, theta_1=t1)
     pg.wait(
         "(v) => Bokeh.documents[0].get_model_by_name('transition').text.includes(v)",
-        f"r_1 = {r1:.6g}, theta_1 = {t1:.6g}",
+        f">{fmt(float(df['jump'].iloc[0]))}<",
+    )
+    want = ds["x_path"].sel(r_1=r1, theta_1=t1).transpose("target", "time").values
+    pg.wait(
+        "(v) => { const s = Bokeh.documents[0].get_model_by_name('paths:x').renderers[0]"
+        ".data_source; return s.data.ys.length > 0 && s.data.ys[0][5] == v }",
+        float(want[0][5]),
     )
     pg.wait_idle()
     table = pg.page.locator(".mx-transition")
-    df = ds.marshall.transition(r_1=r1, theta_1=t1)
     for k, row in df.iterrows():
         cells = {
             td.get_attribute("data-col"): td.inner_text()
@@ -719,7 +730,6 @@ def test_dynamic_click_shows_transitions_and_paths(open_page, dyn, mode):
         "() => { const f = Bokeh.documents[0].get_model_by_name('paths:x');"
         " const s = f.renderers[0].data_source; return s.data.ys.map(a => Array.from(a)) }"
     )
-    want = ds["x_path"].sel(r_1=r1, theta_1=t1).transpose("target", "time").values
     np.testing.assert_allclose(np.array(ys), want, rtol=1e-12)
     pg.select("wsel", "pv_gain:2")
     pg.wait_welfare("pv_gain: coordinate in sector 2")
@@ -946,3 +956,72 @@ def test_refined_hover_says_computed_or_filled(browser, refined, tmp_path, mode)
     finally:
         if server is not None:
             server.stop()
+
+
+# ------------------------------------------------------------- offline page size
+
+#: JDE sec. 4 refined as configs/dynamic_refined.yaml is, on a 5 x 5 coarse grid
+DYN_REFINED = """
+model: dynamic
+sectors: 2
+params:
+  r_1: 1.5
+  r_2: 1.0
+  theta_1: 1.5
+  theta_2: 3.0
+  g: {linspace: [0.01, 0.10, 5]}
+  eps_1: {linspace: [0.02, 0.30, 5]}
+  eps_2: 0.15
+  T: 200.0
+  n_time: 101
+refine:
+  on: [regime, path_feasible]
+  levels: 2
+output: x.zarr
+"""
+
+
+@pytest.fixture(scope="module")
+def dyn_refined(tmp_path_factory):
+    return build_cube(tmp_path_factory, DYN_REFINED, "dynref")
+
+
+def test_offline_size_of_a_refined_cube(dyn_refined, tmp_path):
+    """A refined cube's page embeds every point of its dense view (many more than were
+    computed) and what each carries: within --max-cells as cells, but over its bytes,
+    it is refused; its size is estimated and said before it is written, near what is
+    written; a transition table is stored once for every point that shows it."""
+    from bokeh.models import CustomJS
+
+    ds, path = dyn_refined
+    n = Cube(ds).n_cells()
+    computed = int(ds["computed"].sum())
+    assert n == 17 * 17 and computed < n
+    with pytest.raises(ExploreError, match=rf"about [\d.]+ MB: {n} cells at [\d,]+ bytes each"):
+        write_html(ds, tmp_path / "r.html", str(path), max_cells=n)
+    assert not (tmp_path / "r.html").exists()
+    said = []
+    f = write_html(ds, tmp_path / "r.html", str(path), announce=said.append)
+    assert len(said) == 1 and 0.8 <= f.stat().st_size / said[0] <= 1.25, (f.stat(), said)
+    page = offline_page(ds, str(path))
+    tables = next(
+        m.args["tables"]
+        for m in page.layout.references()
+        if isinstance(m, CustomJS) and "tables" in m.args
+    )
+    assert 0 < len(tables) <= computed
+    # the command line says the estimate before it writes, and the size written
+    r = cli(path, "--html", tmp_path / "c.html")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"writing \S*c\.html: about [\d.]+ MB \(estimated\)", r.stderr), r.stderr
+    assert re.search(r"wrote \S*c\.html \([\d.]+ MB\)", r.stdout), r.stdout
+
+
+def test_offline_size_counts_what_each_point_carries(dyn):
+    """Cells within --max-cells, but what their points carry (paths, transitions) over
+    max_cells * BYTES_PER_CELL bytes: refused, naming the size; nothing over the default."""
+    ds, _ = dyn
+    n = Cube(ds).n_cells()
+    with pytest.raises(ExploreError, match=rf"about [\d.]+ MB: {n} cells at [\d,]+ bytes each"):
+        offline_page(ds, "d.zarr", max_cells=n)
+    offline_page(ds, "d.zarr")

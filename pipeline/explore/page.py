@@ -73,8 +73,10 @@ apply(s1[key]); apply(s2[x + "|" + y]); apply(s3[x + "|" + y + "|" + key + "|" +
 POINT_JS = """
 const i = src.selected.indices[0]
 if (i == null) return
-const u = s4[String(src.data.pt[i])]
+const pt = src.data.pt[i]
+const u = s4[pt]
 if (u) for (const [m, attr, v] of u) m[attr] = v
+if (table != null) table.text = tables[t4[pt]]
 """
 YESNO_JS = "return value == 1 ? 'yes' : (value == 0 ? 'no' : '-')"
 EXACT_JS = (
@@ -351,14 +353,18 @@ class Page:
         from bokeh.models import Column, ColumnDataSource, Div, Row
         from bokeh.plotting import figure
 
-        self.transition_div = Div(
+        self.transition_head = Div(
             text="<i>click a cell: the transition to each target sector</i>",
-            name="transition",
+            name="transition-head",
             width=520,
-            stylesheets=[self.sheet],
             disable_math=True,
         )
-        kids = [self.transition_div]
+        # the table alone: on a refined cube every point filled in from one computed
+        # point shows that point's table, which the offline page stores once
+        self.transition_div = Div(
+            text="", name="transition", width=520, stylesheets=[self.sheet], disable_math=True
+        )
+        kids = [self.transition_head, self.transition_div]
         self.path_sources = {}
         if self.cube.has_paths:
             figs = []
@@ -769,13 +775,8 @@ class Page:
         ]
         if cube.has_transition and rows is not None:
             coords = html.escape(", ".join(f"{d} = {fmt(v)}" for d, v in vals.items()))
-            out.append(
-                (
-                    self.transition_div,
-                    "text",
-                    f"<div><b>transitions at</b> {coords}</div>" + transition_html(rows),
-                )
-            )
+            out.append((self.transition_head, "text", f"<b>transitions at</b> {coords}"))
+            out.append((self.transition_div, "text", transition_html(rows)))
         if cube.has_paths and paths is not None:
             out += self._path_updates(paths)
         return out
