@@ -33,9 +33,12 @@ from pipeline.explore.slices import (
     NOT_COMPUTED_COLOR,
     Cube,
     RegimeIndex,
+    fmt,
     load_slice,
     slice_columns,
     unicode_symbol,
+    view_palette,
+    view_values,
 )
 from pipeline.models._spec import regime_name
 
@@ -56,6 +59,10 @@ FLAGS = [
     "--disable-sync",
 ]
 COORD = coordination(16, 12)
+#: every wait on the browser or a process: a condition, with a deadline generous enough
+#: for a loaded 2-core machine (a wait ends as soon as its condition holds)
+WAIT_S = 120
+WAIT_MS = WAIT_S * 1000
 needs_browser = pytest.mark.skipif(
     CHROMIUM is None,
     reason="Chromium not found (/usr/bin/chromium): apt-get install chromium chromium-driver",
@@ -116,20 +123,21 @@ def test_slice_columns_are_what_at_gives(coord):
     assert all(len(v) == n for v in cols.values())
     rng = np.random.default_rng(0)
     for i in rng.choice(n, 12, replace=False):
-        at = {d: float(cols[f"p_{d}"][i]) for d in cube.params}
+        at = {d: float(cols[f"p{n}"][i]) for n, d in enumerate(cube.params)}
         df = ds.marshall.at(**at)
         assert df.attrs["coords"]["theta_2"] == 2.0
         assert reg.names[cols["ci"][i]] == df.attrs["regime"]
         assert bool(cols["knife"][i]) == df.attrs["knife_edge"]
         assert cube.labels[cols["best"][i]] == df.attrs["best"]
-        for lab, row in df.iterrows():
-            assert bool(cols[f"ex_{lab}"][i]) == row.exists
-            assert bool(cols[f"st_{lab}"][i]) == row.stable
-            assert cols[f"rk_{lab}"][i] == row["rank"]
-            np.testing.assert_equal(cols[f"w_{lab}"][i], row.wage)
+        for j, (lab, row) in enumerate(df.iterrows()):
+            assert lab == cube.labels[j]
+            assert bool(cols[f"ex{j}"][i]) == row.exists
+            assert bool(cols[f"st{j}"][i]) == row.stable
+            assert cols[f"rk{j}"][i] == row["rank"]
+            np.testing.assert_equal(cols[f"w{j}"][i], row.wage)
         cl = ds["claims"].sel({d: at[d] for d in cube.params})
-        for c, v in zip(cube.claims, cl.values, strict=True):
-            assert cols[f"cl_{c}"][i] == v
+        for j, v in enumerate(cl.values):
+            assert cols[f"cl{j}"][i] == v
         # the flat index is the point's place in the cube (C order over the params)
         multi = np.unravel_index(int(cols["pt"][i]), [ds.sizes[d] for d in cube.params])
         assert {d: float(ds[d].values[j]) for d, j in zip(cube.params, multi)} == at
@@ -201,7 +209,7 @@ def test_cli_errors(coord, tmp_path):
     assert not (tmp_path / "a.html").exists()
 
 
-def cli(*args, timeout=120) -> subprocess.CompletedProcess:
+def cli(*args, timeout=600) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run(
         [sys.executable, "-m", "pipeline.explore", *map(str, args)],
@@ -219,8 +227,11 @@ def cli(*args, timeout=120) -> subprocess.CompletedProcess:
 class Server:
     """``python -m pipeline.explore CUBE --port 0`` in a subprocess; its printed URL."""
 
-    def __init__(self, path: Path):
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+    def __init__(self, path: Path, pythonpath: str = ""):
+        import queue
+        import threading
+
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), pythonpath) if p))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline.explore", str(path), "--port", "0"],
             stdout=subprocess.PIPE,
@@ -229,29 +240,37 @@ class Server:
             env=env,
             cwd=ROOT,
         )
-        t0 = time.monotonic()
-        self.url = None
-        lines = []
-        while time.monotonic() - t0 < 90:
-            line = self.proc.stdout.readline()
-            if not line:
+        # read its output in a thread, so that the deadline holds even if it prints nothing
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(
+            target=lambda: [lines.put(ln) for ln in self.proc.stdout] + [lines.put(None)],
+            daemon=True,
+        ).start()
+        deadline = time.monotonic() + 3 * WAIT_S  # imports, the cube's metadata, a slab
+        self.url, seen = None, []
+        while self.url is None and time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
+            except queue.Empty:
                 break
-            lines.append(line)
+            if line is None:
+                break
+            seen.append(line)
             m = re.search(r"at (http://\S+)", line)
             if m:
                 self.url = m.group(1)
-                break
         if self.url is None:
             self.stop()
-            raise RuntimeError("server did not start:\n" + "".join(lines))
+            raise RuntimeError("server did not start:\n" + "".join(seen))
         assert urlparse(self.url).hostname == "127.0.0.1"  # loopback by default
 
     def stop(self):
         self.proc.terminate()
         try:
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=WAIT_S)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -294,8 +313,11 @@ def urls(coord, dyn, partial, tmp_path_factory):
 class Page:
     """A loaded explorer page: console, requests, and helpers that read the Bokeh views."""
 
-    def __init__(self, ctx, url: str):
+    def __init__(self, ctx, url: str, init_script: str | None = None):
         self.page = ctx.new_page()
+        self.page.set_default_timeout(WAIT_MS)
+        if init_script:
+            self.page.add_init_script(init_script)
         self.console, self.requests = [], []
         self.page.on("console", lambda m: self.console.append((m.type, m.text)))
         self.page.on("pageerror", lambda e: self.console.append(("error", str(e))))
@@ -307,16 +329,20 @@ class Page:
             "Bokeh.documents[0].get_model_by_name('phase-holder') != null && "
             "Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name("
             "'phase-holder').children[0]) != null",
-            timeout=30_000,
+            timeout=WAIT_MS,
         )
         self.wait_idle()
         self.ready_s = time.perf_counter() - t0
 
-    def wait_idle(self, ms=250):
-        self.page.wait_for_timeout(ms)
-        self.page.wait_for_function(
-            "() => [...Bokeh.index].every(v => v.is_idle ?? true)", timeout=15_000
-        )
+    def wait(self, js: str, arg=None):
+        """Until the JS predicate ``js`` (of ``arg``) holds (no fixed sleep)."""
+        self.page.wait_for_function(js, arg=arg, timeout=WAIT_MS)
+
+    def wait_idle(self):
+        """Until every view is idle and two animation frames have passed (painted)."""
+        self.wait("() => [...Bokeh.index].every(v => v.is_idle ?? true)")
+        self.js("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        self.wait("() => [...Bokeh.index].every(v => v.is_idle ?? true)")
 
     def js(self, code: str, arg=None):
         return self.page.evaluate(code, arg)
@@ -367,7 +393,8 @@ class Page:
         from PIL import Image
 
         self.page.mouse.move(1, 1)  # no tooltip over the figures
-        self.page.wait_for_timeout(100)
+        self.page.locator(".mx-tip:visible").first.wait_for(state="detached", timeout=WAIT_MS)
+        self.wait_idle()
         png = self.page.screenshot(full_page=False)
         if path is not None:
             path.write_bytes(png)
@@ -382,11 +409,13 @@ class Page:
         px, py = self.pixel_xy(kind, x, y)
         self.page.mouse.move(px - 3, py - 3)
         self.page.mouse.move(px, py)
-        loc = self.page.locator(".mx-tip").first
-        loc.wait_for(state="visible", timeout=10_000)
+        loc = self.page.locator(".mx-tip:visible").first
+        loc.wait_for(state="visible", timeout=WAIT_MS)
         return loc
 
-    def slider_step(self, dim: str, key: str = "ArrowRight"):
+    def slider_step(self, dim: str, key: str, value: float):
+        """Move a slider one step; wait until its title shows ``value`` and the shown
+        phase figure's cells are of the new slice (the updates come in that order)."""
         handle = self.page.evaluate_handle(
             "(n) => { const m = Bokeh.documents[0].get_model_by_name('slider:' + n); "
             "return Bokeh.index.find_one(m).shadow_el.querySelector('.noUi-handle') }",
@@ -394,9 +423,34 @@ class Page:
         )
         handle.as_element().focus()
         self.page.keyboard.press(key)
-        self.wait_idle(400)
+        self.wait(
+            "([d, t]) => Bokeh.documents[0].get_model_by_name('slider-title:' + d)"
+            ".text.endsWith(t)",
+            [dim, f"= {value:.6g}"],
+        )
+        self.wait_idle()
+
+    def wait_shown(self, name: str, kind: str = "phase"):
+        """Until the figure ``name`` is shown in its holder, then painted."""
+        self.wait(
+            "([k, n]) => Bokeh.documents[0].get_model_by_name(k + '-holder')"
+            ".children[0]?.name == n",
+            [kind, name],
+        )
+        self.wait_idle()
+
+    def wait_welfare(self, title: str):
+        """Until the welfare figure shown is titled ``title`` and its code line is the
+        view's (the last update of a view), then painted."""
+        self.wait(
+            "(t) => Bokeh.documents[0].get_model_by_name('welfare-holder')"
+            ".children[0]?.title.text == t",
+            title,
+        )
+        self.wait_idle()
 
     def select(self, name: str, value: str):
+        """Choose ``value`` in a Select; the caller waits for what it should change."""
         handle = self.page.evaluate_handle(
             "(n) => { const m = Bokeh.documents[0].get_model_by_name(n); "
             "return Bokeh.index.find_one(m).shadow_el.querySelector('select') }",
@@ -408,7 +462,6 @@ class Page:
             [name, value],
         )
         handle.as_element().select_option(label=label)
-        self.wait_idle(400)
 
     def errors(self):
         return [t for k, t in self.console if k == "error"]
@@ -500,8 +553,8 @@ def test_slider_redraws_and_pixels_are_regimes(open_page, coord, artifacts, mode
     # slider starts at theta_2's middle (index 1 = 2.0)
     before = pg.screenshot(artifacts / f"coord-{mode}-theta_2=2.png")
     check_pixels(pg, before, ds, "r_1", "theta_1", {"theta_2": 2.0})
-    pg.slider_step("theta_2", "ArrowLeft")
-    assert pg.model("slider:theta_2", "title").endswith("= 1.5")
+    pg.slider_step("theta_2", "ArrowLeft", 1.5)
+    assert pg.model("slider-title:theta_2", "text").endswith("= 1.5")
     after = pg.screenshot(artifacts / f"coord-{mode}-theta_2=1.5.png")
     box = pg.js(
         "() => { const f = Bokeh.documents[0].get_model_by_name('phase-holder').children[0];"
@@ -521,10 +574,7 @@ def tooltip_table(loc) -> dict:
     for tr in loc.locator("tr[data-eq]").all():
         cells = [c.inner_text().strip() for c in tr.locator("td").all()]
         rows[cells[0]] = cells[1:]
-    claims = {
-        s.get_attribute("data-claim"): s.inner_text().split(": ", 1)[1]
-        for s in loc.locator("span[data-claim]").all()
-    }
+    claims = dict(s.inner_text().rsplit(": ", 1) for s in loc.locator("span[data-claim]").all())
     return {
         "text": text,
         "rows": rows,
@@ -579,7 +629,8 @@ def test_other_axes_redraw_with_their_symbols(open_page, coord, mode):
     ds, _ = coord
     pg = open_page("coord", mode)
     pg.select("xsel", "theta_2")  # x = theta_2, y = theta_1; r_1 gets its slider
-    assert pg.shown() == "phase:theta_2:theta_1"
+    pg.wait_shown("phase:theta_2:theta_1")
+    pg.wait("() => Bokeh.documents[0].get_model_by_name('slider:r_1').visible")
     assert pg.model("phase:theta_2:theta_1:xaxis", "axis_label") == r"$$\theta_{2}$$"
     assert pg.model("phase:theta_2:theta_1:yaxis", "axis_label") == r"$$\theta_{1}$$"
     assert pg.js("() => Bokeh.documents[0].get_model_by_name('slider:r_1').visible")
@@ -590,10 +641,11 @@ def test_other_axes_redraw_with_their_symbols(open_page, coord, mode):
     tip = tooltip_table(pg.hover("phase", 1.5, float(ys[4])))
     assert_tooltip_is_at(tip, ds, {"r_1": r1, "theta_1": float(ys[4]), "theta_2": 1.5})
     pg.select("ysel", "theta_2")  # x == y: refused, the drawing stays
-    assert "two different" in pg.model("msg", "text")
+    pg.wait("() => Bokeh.documents[0].get_model_by_name('msg').text.includes('two different')")
     assert pg.shown() == "phase:theta_2:theta_1"
     pg.select("ysel", "r_1")
-    assert pg.shown() == "phase:theta_2:r_1" and pg.model("msg", "text") == ""
+    pg.wait_shown("phase:theta_2:r_1")
+    pg.wait("() => Bokeh.documents[0].get_model_by_name('msg').text == ''")
     assert pg.errors() == []
 
 
@@ -609,10 +661,8 @@ def test_welfare_views(open_page, coord, mode):
     r1, t1 = float(sub.r_1[i]), float(sub.theta_1[j])
     assert pg.colour_at(img, "welfare", r1, t1) == colors.label_color(best)
     pg.select("wsel", "gap:C2")
-    assert (
-        pg.js("() => Bokeh.documents[0].get_model_by_name('welfare-holder').children[0].title.text")
-        == "income gap 1/w in C2"
-    )
+    pg.wait_welfare("income gap 1/w in C2")
+    pg.wait("() => Bokeh.documents[0].get_model_by_name('code').text.includes('income-gap')")
     assert "income-gap --equilibrium C2" in pg.model("code", "text")
     img = pg.screenshot()
     ex = sub["exists"].sel(equilibrium="C2").values
@@ -627,7 +677,7 @@ def test_welfare_views(open_page, coord, mode):
     if ex[i, j]:
         assert float(shown) == pytest.approx(1 / w, rel=1e-5)
     pg.select("wsel", "ratio")
-    assert "welfare --x r_1" in pg.model("code", "text")
+    pg.wait("() => Bokeh.documents[0].get_model_by_name('code').text.includes('welfare --x r_1')")
     assert pg.errors() == []
 
 
@@ -647,11 +697,27 @@ def test_dynamic_click_shows_transitions_and_paths(open_page, dyn, mode):
     pg.page.wait_for_function(
         "(v) => Bokeh.documents[0].get_model_by_name('point-code').text.includes(v)",
         arg=f"r_1={r1!r}",
-        timeout=10_000,
+        timeout=WAIT_MS,
     )
     assert f"ds.marshall.at(r_1={r1!r}, theta_1={t1!r})" in pg.model("point-code", "text")
-    table = pg.page.locator(".mx-transition")
+    # then the heading, the table and the paths (separate updates: wait for each)
+    pg.wait(
+        "(v) => Bokeh.documents[0].get_model_by_name('transition-head').text.includes(v)",
+        f"r_1 = {r1:.6g}, theta_1 = {t1:.6g}",
+    )
     df = ds.marshall.transition(r_1=r1, theta_1=t1)
+    pg.wait(
+        "(v) => Bokeh.documents[0].get_model_by_name('transition').text.includes(v)",
+        f">{fmt(float(df['jump'].iloc[0]))}<",
+    )
+    want = ds["x_path"].sel(r_1=r1, theta_1=t1).transpose("target", "time").values
+    pg.wait(
+        "(v) => { const s = Bokeh.documents[0].get_model_by_name('paths:x').renderers[0]"
+        ".data_source; return s.data.ys.length > 0 && s.data.ys[0][5] == v }",
+        float(want[0][5]),
+    )
+    pg.wait_idle()
+    table = pg.page.locator(".mx-transition")
     for k, row in df.iterrows():
         cells = {
             td.get_attribute("data-col"): td.inner_text()
@@ -664,12 +730,57 @@ def test_dynamic_click_shows_transitions_and_paths(open_page, dyn, mode):
         "() => { const f = Bokeh.documents[0].get_model_by_name('paths:x');"
         " const s = f.renderers[0].data_source; return s.data.ys.map(a => Array.from(a)) }"
     )
-    want = ds["x_path"].sel(r_1=r1, theta_1=t1).transpose("target", "time").values
     np.testing.assert_allclose(np.array(ys), want, rtol=1e-12)
     pg.select("wsel", "pv_gain:2")
-    assert pg.js(
-        "() => Bokeh.documents[0].get_model_by_name('welfare-holder').children[0].title.text"
-    ).startswith("pv_gain")
+    pg.wait_welfare("pv_gain: coordinate in sector 2")
+    assert pg.errors() == []
+
+
+@needs_browser
+@MODES
+@pytest.mark.parametrize("cube, view", [("coord", "ratio"), ("dyn", "pv_gain:1")])
+def test_click_keeps_the_welfare_view(open_page, coord, dyn, cube, view, mode):
+    """A click selects a cell; the welfare panel must go on drawing the chosen view (its
+    selection and non-selection glyphs too), every cell in that view's colour."""
+    ds, _ = {"coord": coord, "dyn": dyn}[cube]
+    c = Cube(ds)
+    v = next(v for v in c.views if v.key == view)
+    pg = open_page(cube, mode)
+    pg.select("wsel", view)
+    pg.wait_welfare(v.title)
+    x, y = pg.shown().split(":")[1:]
+    a, b = c.ordered(x, y)
+    sub = load_slice(c, a, b, {d: c.sizes[d] // 2 for d in c.others(a, b)})  # dims (b, a)
+    ci = view_values(c, sub, v)[0].reshape(sub.sizes[b], sub.sizes[a])
+    pal = [p.lower() for p in view_palette(c, v)]
+    xs, ys = c.values[x], c.values[y]
+    before = pg.model("point-code", "text")
+    pg.page.mouse.click(*pg.pixel_xy("phase", float(xs[1]), float(ys[1])))
+    pg.wait("(t) => Bokeh.documents[0].get_model_by_name('point-code').text != t", before)
+    pg.wait(
+        "() => Bokeh.documents[0].get_model_by_name('welfare-holder').children[0]"
+        ".renderers[0].data_source.selected.indices.length == 1"
+    )
+    fields = pg.js(
+        "() => { const r = Bokeh.documents[0].get_model_by_name('welfare-holder').children[0]"
+        ".renderers[0]; return [r.glyph, r.selection_glyph, r.nonselection_glyph]"
+        ".map(g => g.fill_color.field) }"
+    )
+    assert fields == [f"wi_{v.col}"] * 3
+    assert (
+        pg.js("() => Bokeh.documents[0].get_model_by_name('welfare-holder').children[0].title.text")
+        == v.title
+    )
+    img = pg.screenshot()
+    n = 0
+    for i, xv in enumerate(xs):
+        for j, yv in enumerate(ys):
+            if (i, j) == (1, 1):
+                continue  # the selected cell: outlined
+            want = pal[ci[j, i] if x == a else ci[i, j]]
+            assert pg.colour_at(img, "welfare", float(xv), float(yv)) == want, (xv, yv)
+            n += 1
+    assert n == len(xs) * len(ys) - 1
     assert pg.errors() == []
 
 
@@ -708,10 +819,8 @@ def test_html_for_every_small_cube(tmp_path_factory, browser, dyn, coord):
     d = tmp_path_factory.mktemp("every")
     for name, (ds, path) in cubes.items():
         f = d / f"{name}.html"
-        t0 = time.perf_counter()
         r = cli(path, "--html", f)
         assert r.returncode == 0, r.stderr
-        assert time.perf_counter() - t0 < 60
         text = f.read_text()
         # everything inline: no script or stylesheet loaded from anywhere
         assert not re.search(r"<(script|link)\b[^>]*\b(src|href)=", text)
@@ -724,3 +833,195 @@ def test_html_for_every_small_cube(tmp_path_factory, browser, dyn, coord):
             check_pixels(pg, pg.screenshot(), ds, x, y, at, min_share=0.3)
         finally:
             pg.close()
+
+
+# ------------------------------------------------- boundaries, log axes, refined
+
+
+REFINED = """
+model: coordination
+sectors: 2
+params:
+  r_1: {logspace: [0.25, 8.0, 5]}
+  r_2: 1.0
+  theta_1: {linspace: [1.05, 6.0, 5]}
+  theta_2: 2.0
+refine:
+  on: [regime]
+  levels: 2
+output: x.zarr
+"""
+
+
+@pytest.fixture(scope="module")
+def refined(tmp_path_factory):
+    ds, path = build_cube(tmp_path_factory, REFINED, "refined")
+    assert 0 < int(ds["computed"].sum()) < ds["computed"].size
+    return ds, path
+
+
+def test_boundaries_dashed_as_the_png_figures(coord):
+    """Each boundary has its own dash, the PNG figures' (``pipeline.figures``' table in
+    the same order), in the lines and in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pipeline.explore.page import Page as ExplorePage
+    from pipeline.explore.page import bokeh_dash
+    from pipeline.figures import BOUNDARY_STYLES, draw_boundaries
+
+    ds, _ = coord
+    page = ExplorePage(ds, "c.zarr")
+    out, _ = page.slice_updates("r_1", "theta_1", {"theta_2": 1})
+    bsrc = page.source("r_1", "theta_1")[1]
+    bdata = next(v for m, attr, v in out if m is bsrc and attr == "data")
+    fig, ax = plt.subplots()
+    try:
+        bnds, handles = draw_boundaries(ax, ds, "r_1", "theta_1", at={"theta_2": 2.0})
+        png = {h.get_gid().removeprefix("boundary:"): h.get_linestyle() for h in handles}
+    finally:
+        plt.close(fig)
+    assert len(bnds) >= 3
+    got = dict(zip(bdata["name"], bdata["dash"], strict=True))
+    for i, bd in enumerate(bnds):
+        assert png[bd.name] == BOUNDARY_STYLES[i]
+        assert got[bd.name] == bokeh_dash(BOUNDARY_STYLES[i])
+    assert len({tuple(d) for d in got.values()}) == len(bnds)  # one dash each
+    legend = next(v for m, attr, v in out if m is page.phase_legend)
+    for bd in bnds:
+        dash = " ".join(map(str, got[bd.name])) or "none"
+        assert f"stroke-dasharray='{dash}'" in legend
+    lines = [
+        r.glyph
+        for r in page.figures("r_1", "theta_1")["phase"].renderers
+        if type(r.glyph).__name__ == "MultiLine" and r.glyph.line_color == "black"
+    ]
+    assert len(lines) == 1 and lines[0].line_dash.field == "dash"
+
+
+def test_refined_columns_say_computed(refined):
+    ds, _ = refined
+    cube = Cube(ds)
+    assert cube.refined
+    sub = load_slice(cube, "r_1", "theta_1", {})
+    cols, _ = slice_columns(cube, sub, "r_1", "theta_1", RegimeIndex(cube.bits))
+    want = ds["computed"].transpose("theta_1", "r_1").values.ravel().astype(np.int8)
+    np.testing.assert_array_equal(cols["exact"], want)
+
+
+@needs_browser
+@MODES
+def test_log_axes_label_ticks_below_one(open_page, mode):
+    """r_1 spans [0.25, 8] (log): labelled ticks below 1 as above (1-2-5 a decade)."""
+    pg = open_page("coord", mode)
+    ticks, labels = pg.js(
+        "() => { const f = Bokeh.documents[0].get_model_by_name('phase-holder').children[0];"
+        " const v = Bokeh.index.find_one(f); for (const av of v.renderer_views.values()) {"
+        " if (av.model.name != f.name + ':xaxis') continue;"
+        " const t = Array.from(av.tick_coords.major[av.dimension]);"
+        " return [t, av.model.formatter.doFormat(t, av)] } }"
+    )
+    assert ticks == [0.5, 1, 2, 5]
+    assert labels == ["0.5", "1", "2", "5"]
+
+
+@needs_browser
+@MODES
+def test_refined_hover_says_computed_or_filled(browser, refined, tmp_path, mode):
+    ds, path = refined
+    server = None
+    if mode == "html":
+        f = tmp_path / "refined.html"
+        write_html(ds, f, str(path))
+        url = f.as_uri()
+    else:
+        server = Server(path)
+        url = server.url
+    try:
+        pg = Page(browser, url)
+        try:
+            comp = ds["computed"].values
+            for want, text in ((True, "computed"), (False, "filled in")):
+                i, j = np.argwhere(comp == want)[0]
+                point = {"r_1": float(ds.r_1[i]), "theta_1": float(ds.theta_1[j])}
+                for kind in ("phase", "welfare"):
+                    loc = pg.hover(kind, point["r_1"], point["theta_1"])
+                    assert loc.locator(".mx-exact").inner_text().startswith(text), (kind, point)
+                    assert re.search(rf"r_1 = {point['r_1']:.6g}(,|$|\s)", loc.inner_text())
+            assert pg.errors() == []
+        finally:
+            pg.close()
+    finally:
+        if server is not None:
+            server.stop()
+
+
+# ------------------------------------------------------------- offline page size
+
+#: JDE sec. 4 refined as configs/dynamic_refined.yaml is, on a 5 x 5 coarse grid
+DYN_REFINED = """
+model: dynamic
+sectors: 2
+params:
+  r_1: 1.5
+  r_2: 1.0
+  theta_1: 1.5
+  theta_2: 3.0
+  g: {linspace: [0.01, 0.10, 5]}
+  eps_1: {linspace: [0.02, 0.30, 5]}
+  eps_2: 0.15
+  T: 200.0
+  n_time: 101
+refine:
+  on: [regime, path_feasible]
+  levels: 2
+output: x.zarr
+"""
+
+
+@pytest.fixture(scope="module")
+def dyn_refined(tmp_path_factory):
+    return build_cube(tmp_path_factory, DYN_REFINED, "dynref")
+
+
+def test_offline_size_of_a_refined_cube(dyn_refined, tmp_path):
+    """A refined cube's page embeds every point of its dense view (many more than were
+    computed) and what each carries: within --max-cells as cells, but over its bytes,
+    it is refused; its size is estimated and said before it is written, near what is
+    written; a transition table is stored once for every point that shows it."""
+    from bokeh.models import CustomJS
+
+    ds, path = dyn_refined
+    n = Cube(ds).n_cells()
+    computed = int(ds["computed"].sum())
+    assert n == 17 * 17 and computed < n
+    with pytest.raises(ExploreError, match=rf"about [\d.]+ MB: {n} cells at [\d,]+ bytes each"):
+        write_html(ds, tmp_path / "r.html", str(path), max_cells=n)
+    assert not (tmp_path / "r.html").exists()
+    said = []
+    f = write_html(ds, tmp_path / "r.html", str(path), announce=said.append)
+    assert len(said) == 1 and 0.8 <= f.stat().st_size / said[0] <= 1.25, (f.stat(), said)
+    page = offline_page(ds, str(path))
+    tables = next(
+        m.args["tables"]
+        for m in page.layout.references()
+        if isinstance(m, CustomJS) and "tables" in m.args
+    )
+    assert 0 < len(tables) <= computed
+    # the command line says the estimate before it writes, and the size written
+    r = cli(path, "--html", tmp_path / "c.html")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"writing \S*c\.html: about [\d.]+ MB \(estimated\)", r.stderr), r.stderr
+    assert re.search(r"wrote \S*c\.html \([\d.]+ MB\)", r.stdout), r.stdout
+
+
+def test_offline_size_counts_what_each_point_carries(dyn):
+    """Cells within --max-cells, but what their points carry (paths, transitions) over
+    max_cells * BYTES_PER_CELL bytes: refused, naming the size; nothing over the default."""
+    ds, _ = dyn
+    n = Cube(ds).n_cells()
+    with pytest.raises(ExploreError, match=rf"about [\d.]+ MB: {n} cells at [\d,]+ bytes each"):
+        offline_page(ds, "d.zarr", max_cells=n)
+    offline_page(ds, "d.zarr")

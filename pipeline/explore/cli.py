@@ -50,10 +50,13 @@ def explore(
     kw = dict(at=params, x=x, y=y)
     try:
         if html is not None:
-            from .offline import write_html
+            from .offline import mb, write_html
 
-            write_html(ds, html, str(cube), max_cells=max_cells, **kw)
-            typer.echo(f"wrote {html}")
+            def announce(size: int) -> None:
+                typer.echo(f"writing {html}: about {mb(size)} (estimated)", err=True)
+
+            path = write_html(ds, html, str(cube), max_cells=max_cells, announce=announce, **kw)
+            typer.echo(f"wrote {html} ({mb(path.stat().st_size)})")
         else:
             from .server import serve
 

@@ -32,6 +32,7 @@ import numpy as np
 import xarray as xr
 
 from .. import colors
+from ..query import QueryError
 from .slices import (
     MISSING_INDEX,
     NOT_COMPUTED,
@@ -72,13 +73,54 @@ apply(s1[key]); apply(s2[x + "|" + y]); apply(s3[x + "|" + y + "|" + key + "|" +
 POINT_JS = """
 const i = src.selected.indices[0]
 if (i == null) return
-const u = s4[String(src.data.pt[i])]
+const pt = src.data.pt[i]
+const u = s4[pt]
 if (u) for (const [m, attr, v] of u) m[attr] = v
+if (table != null) table.text = tables[t4[pt]]
 """
 YESNO_JS = "return value == 1 ? 'yes' : (value == 0 ? 'no' : '-')"
+EXACT_JS = (
+    "return value == 1 ? 'computed' : (value == 0 ? 'filled in from the nearest computed "
+    "point' : '-')"
+)
+#: a cube's text in a hover: ``$index{n}`` shows ``texts[n]``, escaped by Bokeh
+TEXT_JS = "return texts[Number(format)] ?? ''"
 CLAIM_JS = "return value == 1 ? 'held' : (value == 0 ? 'failed' : 'n/a')"
 LABEL_JS = "return value >= 0 && value < labels.length ? labels[value] : '-'"
 NAME_JS = "return names[value] ?? '?'"
+
+# ticks of a log axis: 1-2-5 in each decade (1 in each over 2.5 decades, every n-th
+# decade over 6), so that a range below 1 (e.g. r_1 in [0.25, 8]) is labelled there too;
+# Bokeh's LogTicker falls back to linear steps on ranges under 2 decades (1, 2, ... 8)
+LOG_MAJOR_JS = """
+const lo = Math.min(cb_data.start, cb_data.end), hi = Math.max(cb_data.start, cb_data.end)
+if (!(lo > 0) || !(hi > lo)) return []
+const span = Math.log10(hi / lo)
+const ms = span <= 2.5 ? [1, 2, 5] : [1]
+const step = span <= 6 ? 1 : Math.ceil(span / 6)
+const out = []
+for (let k = Math.floor(Math.log10(lo)); k <= Math.ceil(Math.log10(hi)); k += step)
+  for (const m of ms) {
+    const t = Number((m * 10 ** k).toPrecision(12))
+    if (t >= lo && t <= hi) out.push(t)
+  }
+if (out.length >= 2) return out
+const n = 5  // a narrow range: 5 log-spaced ticks, 2 significant digits
+return Array.from({length: n}, (_, i) => Number((lo * (hi / lo) ** ((i + 0.5) / n)).toPrecision(2)))
+"""
+LOG_MINOR_JS = """
+const lo = Math.min(cb_data.start, cb_data.end), hi = Math.max(cb_data.start, cb_data.end)
+if (!(lo > 0) || !(hi > lo) || Math.log10(hi / lo) > 6) return []
+const out = []
+for (let k = Math.floor(Math.log10(lo)); k <= Math.ceil(Math.log10(hi)); k++)
+  for (let m = 1; m < 10; m++) {
+    const t = Number((m * 10 ** k).toPrecision(12))
+    if (t >= lo && t <= hi) out.push(t)
+  }
+return out
+"""
+#: a tick's label: its shortest text to 6 significant digits (0.5, 1, 2, 1e-07)
+TICK_JS = "return String(Number(tick.toPrecision(6)))"
 
 CSS = """
 .mx-tip { font: 12px sans-serif; max-width: 520px; }
@@ -89,6 +131,36 @@ CSS = """
   vertical-align: middle; border: 1px solid #555; }
 .mx-code { font: 12px monospace; white-space: pre; background: #f6f6f6; padding: 6px; }
 """
+
+
+#: width (px) of a boundary line; its dash pattern scales with it, as matplotlib's does
+BOUNDARY_WIDTH = 1.6
+
+
+def bokeh_dash(style: Any, width: float = BOUNDARY_WIDTH) -> list[int]:
+    """A matplotlib line style (``"-"``, ``"--"``, ``":"``, ``"-."`` or ``(offset, (on,
+    off, ...))``, as in :data:`pipeline.figures.BOUNDARY_STYLES`) as a Bokeh dash pattern
+    (whole pixels; ``[]``: solid): matplotlib's own patterns (``lines.*_pattern``), scaled
+    by the line width where matplotlib scales them (``lines.scale_dashes``)."""
+    import matplotlib as mpl
+
+    named = {"-": None, "solid": None, "--": "dashed", ":": "dotted", "-.": "dashdot"}
+    if isinstance(style, str):
+        if named[style] is None:
+            return []
+        pattern = mpl.rcParams[f"lines.{named[style]}_pattern"]
+    else:
+        pattern = style[1]
+    scale = width if mpl.rcParams["lines.scale_dashes"] else 1.0
+    return [max(1, round(float(v) * scale)) for v in pattern]
+
+
+def boundary_dashes(n: int) -> list[list[int]]:
+    """The dash patterns of ``n`` boundaries, in order: the PNG figures' table
+    (:data:`pipeline.figures.BOUNDARY_STYLES`, cycled as ``draw_boundaries`` does)."""
+    from ..figures import BOUNDARY_STYLES
+
+    return [bokeh_dash(BOUNDARY_STYLES[i % len(BOUNDARY_STYLES)]) for i in range(n)]
 
 
 def _num(v: float) -> str:
@@ -135,7 +207,16 @@ class Page:
         self.fmt_claim = CustomJSHover(code=CLAIM_JS)
         self.fmt_label = CustomJSHover(args={"labels": cube.labels}, code=LABEL_JS)
         self.fmt_regime = CustomJSHover(args={"names": list(self.regimes.names)}, code=NAME_JS)
+        self.fmt_exact = CustomJSHover(code=EXACT_JS)
+        # the hovers' templates are fixed markup; every text of the cube they show is
+        # looked up in this table by a ``$index{n}`` placeholder (data, escaped)
+        self.texts: list[str] = []
+        self._text_index: dict[str, int] = {}
+        self._phase_tip = self._tooltip()
         self._view_tips = {v.key: self._view_tooltip(v) for v in cube.views}
+        self.fmt_text = CustomJSHover(args={"texts": list(self.texts)}, code=TEXT_JS)
+        for _, fm in [self._phase_tip, *self._view_tips.values()]:
+            fm["$index"] = self.fmt_text
         self._sources: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._figs: dict[tuple[str, str], dict[str, Any]] = {}
         self._build()
@@ -144,6 +225,8 @@ class Page:
     def _build(self) -> None:
         from bokeh.models import (
             Column,
+            CustomJSTicker,
+            CustomJSTickFormatter,
             Div,
             InlineStyleSheet,
             LinearColorMapper,
@@ -157,13 +240,25 @@ class Page:
         opts = [(d, f"{d} ({cube.sym[d]})" if cube.sym[d] != d else d) for d in cube.free]
         self.xsel = Select(title="x axis", options=opts, value=self.x, name="xsel", width=220)
         self.ysel = Select(title="y axis", options=opts, value=self.y, name="ysel", width=220)
+        # a slider's title would be HTML (with TeX) if it held "$$": the title is a Div
+        # of escaped text next to it instead
+        self.slider_titles = {
+            d: Div(
+                text=self._slider_title(d, self.idx[d]),
+                name=f"slider-title:{d}",
+                width=220,
+                disable_math=True,
+                styles={"margin-bottom": "-8px"},
+            )
+            for d in cube.free
+        }
         self.sliders = {
             d: Slider(
                 start=0,
                 end=max(cube.sizes[d] - 1, 1),
                 step=1,
                 value=self.idx[d],
-                title=self._slider_title(d, self.idx[d]),
+                title="",
                 show_value=False,
                 name=f"slider:{d}",
                 width=220,
@@ -191,22 +286,36 @@ class Page:
             self.display[(ramp, False)] = LinearColorMapper(palette=pal, low=0, high=1)
             self.display[(ramp, True)] = LogColorMapper(palette=pal, low=0.1, high=1)
         self.sheet = InlineStyleSheet(css=CSS)
+        self.log_ticker = CustomJSTicker(major_code=LOG_MAJOR_JS, minor_code=LOG_MINOR_JS)
+        self.log_formatter = CustomJSTickFormatter(code=TICK_JS)
         sheet = [self.sheet]
-        self.msg = Div(text="", name="msg", styles={"color": "#b00"})
-        self.phase_legend = Div(text="", name="phase-legend", width=230, stylesheets=sheet)
-        self.welfare_legend = Div(text="", name="welfare-legend", width=230, stylesheets=sheet)
-        self.code = Div(text="", name="code", width=W + 240, stylesheets=sheet)
+        # every Div holds escaped text of the cube: never TeX ("$$" in a label is text)
+        self.msg = Div(text="", name="msg", styles={"color": "#b00"}, disable_math=True)
+        self.phase_legend = Div(
+            text="", name="phase-legend", width=230, stylesheets=sheet, disable_math=True
+        )
+        self.welfare_legend = Div(
+            text="", name="welfare-legend", width=230, stylesheets=sheet, disable_math=True
+        )
+        self.code = Div(text="", name="code", width=W + 240, stylesheets=sheet, disable_math=True)
         self.point_code = Div(
             text="<div class='mx-code'># click a cell: its ds.marshall.at(...) call</div>",
             name="point-code",
             width=W + 240,
             stylesheets=sheet,
+            disable_math=True,
         )
-        self.header = Div(text=self._header(), name="header", width=2 * W)
+        self.header = Div(text=self._header(), name="header", width=2 * W, disable_math=True)
         self.phase_holder = Column(children=[], name="phase-holder")
         self.welfare_holder = Column(children=[], name="welfare-holder")
         controls = Column(
-            children=[self.xsel, self.ysel, *self.sliders.values(), self.wsel, self.msg],
+            children=[
+                self.xsel,
+                self.ysel,
+                *[w for d in self.sliders for w in (self.slider_titles[d], self.sliders[d])],
+                self.wsel,
+                self.msg,
+            ],
             width=240,
         )
         rows = [
@@ -232,20 +341,30 @@ class Page:
                 f"<li><b>{html.escape(c)}</b>: {html.escape(cube.statements.get(c, ''))}</li>"
                 for c in cube.claims
             )
-            rows.append(Div(text=f"<b>claims</b> (hover: held / failed / n/a)<ul>{items}</ul>"))
+            rows.append(
+                Div(
+                    text=f"<b>claims</b> (hover: held / failed / n/a)<ul>{items}</ul>",
+                    disable_math=True,
+                )
+            )
         self.layout = Column(children=rows, name="explorer")
 
     def _transition_models(self):
         from bokeh.models import Column, ColumnDataSource, Div, Row
         from bokeh.plotting import figure
 
-        self.transition_div = Div(
+        self.transition_head = Div(
             text="<i>click a cell: the transition to each target sector</i>",
-            name="transition",
+            name="transition-head",
             width=520,
-            stylesheets=[self.sheet],
+            disable_math=True,
         )
-        kids = [self.transition_div]
+        # the table alone: on a refined cube every point filled in from one computed
+        # point shows that point's table, which the offline page stores once
+        self.transition_div = Div(
+            text="", name="transition", width=520, stylesheets=[self.sheet], disable_math=True
+        )
+        kids = [self.transition_head, self.transition_div]
         self.path_sources = {}
         if self.cube.has_paths:
             figs = []
@@ -280,82 +399,107 @@ class Page:
         cube = self.cube
         model = cube.model + (f" (J = {cube.J})" if cube.J else "")
         fixed = [
-            f"{html.escape(k)} = {fmt(v)}"
+            f"{html.escape(k)} = {html.escape(fmt(v))}"
             for k, v in cube.fixed.items()
             if k not in cube.settings or cube.has_transition
         ]
         pinned = [
-            f"{d} = {fmt(cube.values[d][i])}" for d, i in cube.fixed_idx.items() if d in cube.params
+            f"{html.escape(d)} = {fmt(cube.values[d][i])}"
+            for d, i in cube.fixed_idx.items()
+            if d in cube.params
         ]
         return (
             f"<h3 style='margin:4px 0'>marshall explore: {html.escape(self.name)}</h3>"
             f"<div>model <b>{html.escape(model)}</b>; swept: "
-            + ", ".join(f"{d} ({cube.sizes[d]})" for d in cube.params)
+            + ", ".join(f"{html.escape(d)} ({cube.sizes[d]})" for d in cube.params)
             + (f"; held at: {', '.join(pinned)}" if pinned else "")
             + (f"<br>fixed: {', '.join(fixed)}" if fixed else "")
             + "</div>"
         )
 
     def _slider_title(self, d: str, i: int) -> str:
+        """The text of a slider's title (escaped: the dim's name and symbol are the
+        cube's)."""
         cube = self.cube
         sym = f" ({cube.sym[d]})" if cube.sym[d] != d else ""
-        return f"{d}{sym} = {fmt(cube.values[d][int(i)])}"
+        return html.escape(f"{d}{sym} = {fmt(cube.values[d][int(i)])}")
+
+    def _text(self, s: str) -> str:
+        """The placeholder that shows the text ``s`` in a hover (``$index{n}``: looked up
+        in :attr:`texts` by :data:`TEXT_JS`): a cube's text never enters a template."""
+        s = str(s)
+        if s not in self._text_index:
+            self._text_index[s] = len(self.texts)
+            self.texts.append(s)
+        return f"$index{{{self._text_index[s]}}}"
 
     def _tooltip(self) -> tuple[str, dict]:
+        """The phase hover: a template of fixed markup whose placeholders name columns
+        by index (:func:`~pipeline.explore.slices.column_names`) and the cube's texts
+        by :meth:`_text`; every value is escaped by Bokeh (no ``{safe}``)."""
         cube = self.cube
         f: dict[str, Any] = {}
         coords = []
-        for d in cube.params:
-            coords.append(f"<span data-dim='{d}'>{d} = @{{p_{d}}}{{%.6g}}</span>")
-            f[f"@{{p_{d}}}"] = "printf"
+        for i, d in enumerate(cube.params):
+            coords.append(f"<span data-dim='{i}'>{self._text(d)} = @{{p{i}}}{{%.6g}}</span>")
+            f[f"@{{p{i}}}"] = "printf"
         rows = []
-        for lab in cube.labels:
+        for j, lab in enumerate(cube.labels):
             rows.append(
-                f"<tr data-eq='{lab}'><td>{lab}</td><td>@{{ex_{lab}}}{{custom}}</td>"
-                f"<td>@{{st_{lab}}}{{custom}}</td><td>@{{w_{lab}}}{{%.6g}}</td>"
-                f"<td>@{{rk_{lab}}}</td></tr>"
+                f"<tr data-eq='{j}'><td>{self._text(lab)}</td><td>@{{ex{j}}}{{custom}}</td>"
+                f"<td>@{{st{j}}}{{custom}}</td><td>@{{w{j}}}{{%.6g}}</td>"
+                f"<td>@{{rk{j}}}</td></tr>"
             )
-            f[f"@{{ex_{lab}}}"] = self.fmt_yesno
-            f[f"@{{st_{lab}}}"] = self.fmt_yesno
-            f[f"@{{w_{lab}}}"] = "printf"
+            f[f"@{{ex{j}}}"] = self.fmt_yesno
+            f[f"@{{st{j}}}"] = self.fmt_yesno
+            f[f"@{{w{j}}}"] = "printf"
         claims = ""
         if cube.claims:
             parts = []
-            for c in cube.claims:
-                parts.append(f"<span data-claim='{c}'>{c}: @{{cl_{c}}}{{custom}}</span>")
-                f[f"@{{cl_{c}}}"] = self.fmt_claim
+            for j, c in enumerate(cube.claims):
+                parts.append(f"<span data-claim='{j}'>{self._text(c)}: @{{cl{j}}}{{custom}}</span>")
+                f[f"@{{cl{j}}}"] = self.fmt_claim
             claims = "<div class='mx-claims'>claims: " + ", ".join(parts) + "</div>"
         f["@{ci}"] = self.fmt_regime
         f["@{knife}"] = self.fmt_yesno
         f["@{best}"] = self.fmt_label
         f["@{worst}"] = self.fmt_label
+        exact = ""
+        if cube.refined:
+            exact = "; point: <span class='mx-exact'>@{exact}{custom}</span>"
+            f["@{exact}"] = self.fmt_exact
         text = (
             "<div class='mx-tip'>"
             f"<div class='mx-coords'>{', '.join(coords)}</div>"
             "<div>regime: <b class='mx-regime'>@{ci}{custom}</b>; "
             "knife_edge: <span class='mx-knife'>@{knife}{custom}</span>; "
             "best: <span class='mx-best'>@{best}{custom}</span>, "
-            "worst: <span class='mx-worst'>@{worst}{custom}</span></div>"
+            f"worst: <span class='mx-worst'>@{{worst}}{{custom}}</span>{exact}</div>"
             "<table class='mx-eq'><tr><th>equilibrium</th><th>exists</th><th>stable</th>"
             f"<th>wage</th><th>rank</th></tr>{''.join(rows)}</table>{claims}</div>"
         )
         return text, f
 
     def _view_tooltip(self, v: View) -> tuple[str, dict]:
+        """The welfare hover of view ``v`` (built as :meth:`_tooltip` is)."""
         f: dict[str, Any] = {"@{ci}": self.fmt_regime}
         coords = []
-        for d in self.cube.params:
-            coords.append(f"{d} = @{{p_{d}}}{{%.6g}}")
-            f[f"@{{p_{d}}}"] = "printf"
+        for i, d in enumerate(self.cube.params):
+            coords.append(f"{self._text(d)} = @{{p{i}}}{{%.6g}}")
+            f[f"@{{p{i}}}"] = "printf"
         if v.categorical:
             val = "best: <b class='mx-value'>@{best}{custom}</b>"
             f["@{best}"] = self.fmt_label
         else:
-            val = f"{html.escape(v.title)}: <b class='mx-value'>@{{wv_{v.col}}}{{%.6g}}</b>"
+            val = f"{self._text(v.title)}: <b class='mx-value'>@{{wv_{v.col}}}{{%.6g}}</b>"
             f[f"@{{wv_{v.col}}}"] = "printf"
+        exact = ""
+        if self.cube.refined:
+            exact = "; point: <span class='mx-exact'>@{exact}{custom}</span>"
+            f["@{exact}"] = self.fmt_exact
         text = (
             f"<div class='mx-tip'><div>{', '.join(coords)}</div><div>{val}</div>"
-            "<div>regime: @{ci}{custom}</div></div>"
+            f"<div>regime: @{{ci}}{{custom}}{exact}</div></div>"
         )
         return text, f
 
@@ -367,7 +511,9 @@ class Page:
             empty = {c: [] for c in column_names(self.cube)}
             self._sources[(a, b)] = (
                 ColumnDataSource(empty, name=f"cells:{a}:{b}"),
-                ColumnDataSource({"a": [], "b": [], "name": []}, name=f"bounds:{a}:{b}"),
+                ColumnDataSource(
+                    {"a": [], "b": [], "name": [], "dash": []}, name=f"bounds:{a}:{b}"
+                ),
             )
         return self._sources[(a, b)]
 
@@ -375,7 +521,8 @@ class Page:
         """The phase and welfare figures of the ordered pair ``(x, y)`` (made once)."""
         if (x, y) in self._figs:
             return self._figs[(x, y)]
-        from bokeh.models import ColorBar, HoverTool, Range1d, TapTool
+        from bokeh.core.properties import field
+        from bokeh.models import ColorBar, HoverTool, PlainText, Range1d, TapTool
         from bokeh.plotting import figure
 
         cube = self.cube
@@ -399,9 +546,14 @@ class Page:
                 toolbar_location="right",
                 stylesheets=[self.sheet],
             )
-            f.xaxis.axis_label = f"$${cube.tex[x]}$$" if cube.tex[x] else x
-            f.yaxis.axis_label = f"$${cube.tex[y]}$$" if cube.tex[y] else y
+            # a dim's name is plain text ("$$" in it is no TeX); its symbol is TeX, drawn
+            # on the canvas
+            f.xaxis.axis_label = f"$${cube.tex[x]}$$" if cube.tex[x] else PlainText(text=x)
+            f.yaxis.axis_label = f"$${cube.tex[y]}$$" if cube.tex[y] else PlainText(text=y)
             f.xaxis.name, f.yaxis.name = f"{kind}:{x}:{y}:xaxis", f"{kind}:{x}:{y}:yaxis"
+            for d, ax in ((x, f.xaxis), (y, f.yaxis)):
+                if cube.log[d]:
+                    ax.ticker, ax.formatter = self.log_ticker, self.log_formatter
             f.grid.visible = False
             return f
 
@@ -420,9 +572,16 @@ class Page:
         outline = cube.sizes[x] * cube.sizes[y] <= OUTLINE_CELLS
         cells = phase.quad(**geom, fill_color=pc, line_color=pc if outline else None, **keep)
         phase.multi_line(cx, cy, source=bsrc, line_color="white", line_width=4)
-        bl = phase.multi_line(cx, cy, source=bsrc, line_color="black", line_width=1.6)
-        bl.glyph.line_dash = "dashed"
-        tip, fmts = self._tooltip()
+        # each boundary its own dash, as in the PNG figures (the "dash" column)
+        bl = phase.multi_line(
+            cx,
+            cy,
+            source=bsrc,
+            line_color="black",
+            line_width=BOUNDARY_WIDTH,
+            line_dash=field("dash"),
+        )
+        tip, fmts = self._phase_tip
         phase.add_tools(
             HoverTool(renderers=[cells], tooltips=tip, formatters=fmts, name="hover-phase"),
             HoverTool(renderers=[bl], tooltips=[("boundary", "@name")]),
@@ -457,11 +616,16 @@ class Page:
         cols, scales = slice_columns(cube, sub, a, b, self.regimes)
         src, bsrc = self.source(a, b)
         at = cube.at_values(cube.full_index(a, b, idx))
-        bnds = cube.ds.marshall.boundaries(a, b, at=at, n=self.boundary_n)
+        try:
+            bnds = cube.ds.marshall.boundaries(a, b, at=at, n=self.boundary_n)
+        except QueryError:  # e.g. the model's declaration cannot be imported here
+            bnds = []
+        dashes = boundary_dashes(len(bnds))
         bdata = {
             "a": [s[:, 0] for bd in bnds for s in bd.segments],
             "b": [s[:, 1] for bd in bnds for s in bd.segments],
             "name": [bd.name for bd in bnds for _ in bd.segments],
+            "dash": [dash for bd, dash in zip(bnds, dashes, strict=True) for _ in bd.segments],
         }
         out: list[Update] = [(src, "data", cols), (bsrc, "data", bdata)]
         out.append((src.selected, "indices", []))
@@ -481,9 +645,11 @@ class Page:
         if 0 in present:
             items.append(_swatch(NOT_COMPUTED_COLOR, NOT_COMPUTED))
         lines = "".join(
-            "<div><span style='display:inline-block;width:22px;border-top:2px dashed #000;"
-            f"margin-right:6px;vertical-align:middle'></span>{html.escape(bd.name)}</div>"
-            for bd in bnds
+            "<div><svg width='28' height='6' style='margin-right:6px;vertical-align:middle'>"
+            "<line x1='0' y1='3' x2='28' y2='3' stroke='#000' stroke-width='2' "
+            f"stroke-dasharray='{' '.join(map(str, dash)) or 'none'}'/></svg>"
+            f"{html.escape(bd.name)}</div>"
+            for bd, dash in zip(bnds, dashes, strict=True)
         )
         legend = (
             "<div class='mx-legend'><b>stable equilibria</b>"
@@ -493,7 +659,7 @@ class Page:
         )
         out.append((self.phase_legend, "text", legend))
         for d, i in idx.items():
-            out.append((self.sliders[d], "title", self._slider_title(d, i)))
+            out.append((self.slider_titles[d], "text", self._slider_title(d, i)))
         return out, scales
 
     def axes_updates(self, x: str, y: str) -> list[Update]:
@@ -505,6 +671,7 @@ class Page:
         ]
         for d, s in self.sliders.items():
             out.append((s, "visible", d not in (x, y)))
+            out.append((self.slider_titles[d], "visible", d not in (x, y)))
         return out
 
     def view_updates(
@@ -518,12 +685,16 @@ class Page:
         figs = self.figures(x, y)
         wc = {"field": f"wi_{v.col}", "transform": self.view_mappers[v.key]}
         tip, fm = self._view_tips[v.key]
-        out: list[Update] = [
-            (figs["layer"].glyph, "fill_color", wc),
-            (figs["layer"].glyph, "line_color", wc if figs["layer"].glyph.line_color else None),
-            (figs["hover"], "tooltips", tip),
-            (figs["hover"], "formatters", fm),
-        ]
+        layer = figs["layer"]
+        lc = wc if layer.glyph.line_color else None
+        out: list[Update] = []
+        # a click selects a cell: the layer then draws with its selection and
+        # non-selection glyphs, which must show the same view as the glyph
+        # (the selected cell keeps its black outline)
+        for g in (layer.glyph, layer.nonselection_glyph):
+            out += [(g, "fill_color", wc), (g, "line_color", lc)]
+        out.append((layer.selection_glyph, "fill_color", wc))
+        out += [(figs["hover"], "tooltips", tip), (figs["hover"], "formatters", fm)]
         out.append((figs["welfare"].title, "text", v.title))
         items = []
         if v.categorical:
@@ -603,14 +774,9 @@ class Page:
             )
         ]
         if cube.has_transition and rows is not None:
-            coords = ", ".join(f"{d} = {fmt(v)}" for d, v in vals.items())
-            out.append(
-                (
-                    self.transition_div,
-                    "text",
-                    f"<div><b>transitions at</b> {coords}</div>" + transition_html(rows),
-                )
-            )
+            coords = html.escape(", ".join(f"{d} = {fmt(v)}" for d, v in vals.items()))
+            out.append((self.transition_head, "text", f"<b>transitions at</b> {coords}"))
+            out.append((self.transition_div, "text", transition_html(rows)))
         if cube.has_paths and paths is not None:
             out += self._path_updates(paths)
         return out

@@ -6,14 +6,18 @@ reads exactly that slice from the (lazy) cube through ``ds.marshall.slice2d``, a
 :func:`slice_columns` turns it into flat per-cell columns, C order over ``(b, a)``:
 
 - ``a0, a1, b0, b1``: cell edges (midpoints between grid values, geometric on log axes);
-- ``p_<dim>``: every swept parameter's value at the cell, ``pt`` its flat index in the
-  cube (C order over ``ds.marshall.params``);
+- ``p<i>``: the value of swept parameter ``i`` (``ds.marshall.params[i]``) at the cell,
+  ``pt`` its flat index in the cube (C order over ``ds.marshall.params``);
 - ``ci``: index of the cell's regime in a :class:`RegimeIndex` (0: not computed);
-- ``done``, ``knife``, ``best``, ``worst`` and, per equilibrium ``L``, ``ex_L``, ``st_L``,
-  ``w_L``, ``rk_L`` (the columns of ``ds.marshall.at(...)``), per claim ``c`` ``cl_c``
-  (1 held, 0 failed, -1 not applicable);
+- ``done``, ``knife``, ``best``, ``worst`` and, per equilibrium ``j`` (``labels[j]``),
+  ``ex<j>``, ``st<j>``, ``w<j>``, ``rk<j>`` (the columns of ``ds.marshall.at(...)``), per
+  claim ``j`` ``cl<j>`` (1 held, 0 failed, -1 not applicable); on a refined cube's dense
+  view ``exact`` (1: computed at the point, 0: filled in from its nearest computed point);
 - per welfare view (:func:`views`) ``wi_<n>``: a colour index into that view's palette
   and, for continuous views, ``wv_<n>``: the value drawn.
+
+Column names are made of indices, never of a cube's text (labels, dims, claims): they
+are named in the hover's HTML template, where text must not go (STYLE.md habit 13).
 
 Welfare views: ``best`` (the highest-wage equilibrium), ``ratio`` (best / worst wage,
 ``w_max / w_min``), ``pv_gain:k`` (dynamic cubes: the present-value gain of
@@ -26,6 +30,7 @@ static figures do); index 254 is "does not exist", 255 "not computed".
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 import math
@@ -66,6 +71,7 @@ SLICE_VARS = (
     "knife_edge",
     "claims",
     "pv_gain",
+    "computed",
 )
 
 
@@ -221,7 +227,9 @@ class Cube:
         self.transition_vars = per_target(ds)
         self.has_transition = bool(self.transition_vars)
         self.has_paths = "x_path" in ds and "wage_path" in ds
-        self.vars = [v for v in SLICE_VARS if v in ds]
+        #: a refined cube's dense view: ``computed`` says which points were computed
+        self.refined = "computed" in ds and meta.is_refined(ds)
+        self.vars = [v for v in SLICE_VARS if v in ds and (v != "computed" or self.refined)]
         self.views = views(ds)
         self.model = str(ds.attrs.get("model", ""))
         decl = meta.decl(ds)
@@ -274,11 +282,11 @@ def views(ds: xr.Dataset) -> list[View]:
         View("ratio", "best / worst equilibrium wage", "ratio"),
     ]
     if "pv_gain" in ds and "target" in ds.dims:
-        for k in ds["target"].values:
+        for i, k in enumerate(ds["target"].values):
             k = _plain(k)
-            out.append(View(f"pv_gain:{k}", f"pv_gain: coordinate in sector {k}", f"pv{k}"))
-    for lab in ds.marshall.labels:
-        out.append(View(f"gap:{lab}", f"income gap 1/w in {lab}", f"gap{lab}"))
+            out.append(View(f"pv_gain:{k}", f"pv_gain: coordinate in sector {k}", f"pv{i}"))
+    for j, lab in enumerate(ds.marshall.labels):
+        out.append(View(f"gap:{lab}", f"income gap 1/w in {lab}", f"gap{j}"))
     return out
 
 
@@ -430,11 +438,13 @@ class SlabCache:
 
 def column_names(cube: Cube) -> list[str]:
     """The columns :func:`slice_columns` makes for this cube, in order."""
-    out = ["a0", "a1", "b0", "b1", *[f"p_{d}" for d in cube.params], "pt", "ci", "done"]
-    out += ["knife", "best", "worst"]
-    for lab in cube.labels:
-        out += [f"ex_{lab}", f"st_{lab}", f"w_{lab}", f"rk_{lab}"]
-    out += [f"cl_{c}" for c in cube.claims]
+    out = ["a0", "a1", "b0", "b1", *[f"p{i}" for i in range(len(cube.params))], "pt", "ci"]
+    out += ["done", "knife", "best", "worst"]
+    if cube.refined:
+        out.append("exact")
+    for j in range(len(cube.labels)):
+        out += [f"ex{j}", f"st{j}", f"w{j}", f"rk{j}"]
+    out += [f"cl{j}" for j in range(len(cube.claims))]
     for v in cube.views:
         out.append(f"wi_{v.col}")
         if not v.categorical:
@@ -463,7 +473,7 @@ def slice_columns(
     }
     # flat index of each cell in the full cube
     multi = []
-    for d in cube.params:
+    for n, d in enumerate(cube.params):
         if d == a:
             multi.append(ia)
         elif d == b:
@@ -471,7 +481,7 @@ def slice_columns(
         else:
             i = int(np.argmin(np.abs(cube.values[d] - float(sub[d].values))))
             multi.append(np.full(ia.shape, i))
-        cols[f"p_{d}"] = cube.values[d][multi[-1]]
+        cols[f"p{n}"] = cube.values[d][multi[-1]]
     cols["pt"] = np.ravel_multi_index(multi, [cube.sizes[d] for d in cube.params]).astype(np.int64)
     done = _flat(sub["done"]).astype(bool) if "done" in sub else np.ones(ia.shape, bool)
     cols["ci"] = regimes.index(_flat(sub["regime"]).astype(np.int64), done)
@@ -479,13 +489,15 @@ def slice_columns(
     cols["knife"] = _flat(sub["knife_edge"]).astype(np.int8)
     cols["best"] = _flat(sub["best"]).astype(np.int8)
     cols["worst"] = _flat(sub["worst"]).astype(np.int8)
-    for j, lab in enumerate(cube.labels):
-        cols[f"ex_{lab}"] = _flat(sub["exists"].isel(equilibrium=j)).astype(np.int8)
-        cols[f"st_{lab}"] = _flat(sub["stable"].isel(equilibrium=j)).astype(np.int8)
-        cols[f"w_{lab}"] = _flat(sub["wage"].isel(equilibrium=j)).astype(np.float64)
-        cols[f"rk_{lab}"] = _flat(sub["wage_rank"].isel(equilibrium=j)).astype(np.int8)
-    for j, c in enumerate(cube.claims):
-        cols[f"cl_{c}"] = _flat(sub["claims"].isel(claim=j)).astype(np.int8)
+    if cube.refined:
+        cols["exact"] = _flat(sub["computed"]).astype(np.int8)
+    for j in range(len(cube.labels)):
+        cols[f"ex{j}"] = _flat(sub["exists"].isel(equilibrium=j)).astype(np.int8)
+        cols[f"st{j}"] = _flat(sub["stable"].isel(equilibrium=j)).astype(np.int8)
+        cols[f"w{j}"] = _flat(sub["wage"].isel(equilibrium=j)).astype(np.float64)
+        cols[f"rk{j}"] = _flat(sub["wage_rank"].isel(equilibrium=j)).astype(np.int8)
+    for j in range(len(cube.claims)):
+        cols[f"cl{j}"] = _flat(sub["claims"].isel(claim=j)).astype(np.int8)
     scales = {}
     for v in cube.views:
         ci, val, scale = view_values(cube, sub, v, done)
@@ -639,13 +651,15 @@ def rows_at(cube: Cube, arrays: Mapping[str, np.ndarray], pt: int) -> dict[str, 
 
 
 def transition_html(rows: Mapping[str, Sequence]) -> str:
-    """An HTML table of :func:`transition_rows` (one row per target)."""
+    """An HTML table of :func:`transition_rows` (one row per target). Every name and
+    value comes from the cube, so every one is escaped (attributes too)."""
+    esc = html.escape
     cols = [c for c in rows if c != "target"]
-    head = "".join(f"<th>{c}</th>" for c in ["target", *cols])
+    head = "".join(f"<th>{esc(str(c))}</th>" for c in ["target", *cols])
     body = []
     for i, k in enumerate(rows["target"]):
-        cells = "".join(f"<td data-col='{c}'>{_fmtv(rows[c][i])}</td>" for c in cols)
-        body.append(f"<tr data-target='{k}'><td>{k}</td>{cells}</tr>")
+        cells = "".join(f"<td data-col='{esc(str(c))}'>{esc(_fmtv(rows[c][i]))}</td>" for c in cols)
+        body.append(f"<tr data-target='{esc(str(k))}'><td>{esc(str(k))}</td>{cells}</tr>")
     return f"<table class='mx-transition'><tr>{head}</tr>{''.join(body)}</table>"
 
 
