@@ -868,8 +868,9 @@ def test_boundaries_dashed_as_the_png_figures(coord):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from pipeline.colors import boundary_dash
+    from pipeline.explore.page import BOUNDARY_WIDTH
     from pipeline.explore.page import Page as ExplorePage
-    from pipeline.explore.page import bokeh_dash
     from pipeline.figures import BOUNDARY_STYLES, draw_boundaries
 
     ds, _ = coord
@@ -887,7 +888,7 @@ def test_boundaries_dashed_as_the_png_figures(coord):
     got = dict(zip(bdata["name"], bdata["dash"], strict=True))
     for i, bd in enumerate(bnds):
         assert png[bd.name] == BOUNDARY_STYLES[i]
-        assert got[bd.name] == bokeh_dash(BOUNDARY_STYLES[i])
+        assert got[bd.name] == boundary_dash(i, BOUNDARY_WIDTH)
     assert len({tuple(d) for d in got.values()}) == len(bnds)  # one dash each
     legend = next(v for m, attr, v in out if m is page.phase_legend)
     for bd in bnds:

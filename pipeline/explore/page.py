@@ -137,30 +137,11 @@ CSS = """
 BOUNDARY_WIDTH = 1.6
 
 
-def bokeh_dash(style: Any, width: float = BOUNDARY_WIDTH) -> list[int]:
-    """A matplotlib line style (``"-"``, ``"--"``, ``":"``, ``"-."`` or ``(offset, (on,
-    off, ...))``, as in :data:`pipeline.figures.BOUNDARY_STYLES`) as a Bokeh dash pattern
-    (whole pixels; ``[]``: solid): matplotlib's own patterns (``lines.*_pattern``), scaled
-    by the line width where matplotlib scales them (``lines.scale_dashes``)."""
-    import matplotlib as mpl
-
-    named = {"-": None, "solid": None, "--": "dashed", ":": "dotted", "-.": "dashdot"}
-    if isinstance(style, str):
-        if named[style] is None:
-            return []
-        pattern = mpl.rcParams[f"lines.{named[style]}_pattern"]
-    else:
-        pattern = style[1]
-    scale = width if mpl.rcParams["lines.scale_dashes"] else 1.0
-    return [max(1, round(float(v) * scale)) for v in pattern]
-
-
 def boundary_dashes(n: int) -> list[list[int]]:
-    """The dash patterns of ``n`` boundaries, in order: the PNG figures' table
-    (:data:`pipeline.figures.BOUNDARY_STYLES`, cycled as ``draw_boundaries`` does)."""
-    from ..figures import BOUNDARY_STYLES
-
-    return [bokeh_dash(BOUNDARY_STYLES[i % len(BOUNDARY_STYLES)]) for i in range(n)]
+    """The Bokeh dash patterns of ``n`` boundaries, in order: the PNG figures' table
+    (:data:`pipeline.colors.BOUNDARY_DASHES`, cycled as ``draw_boundaries`` does),
+    scaled by the line width as matplotlib scales its dashes."""
+    return [colors.boundary_dash(i, BOUNDARY_WIDTH) for i in range(n)]
 
 
 def _num(v: float) -> str:
@@ -637,11 +618,8 @@ class Page:
                 (self.fmt_regime, "args", {"names": list(self.regimes.names)}),
             ]
         present = sorted({int(c) for c in np.unique(cols["ci"])})
-        items = [
-            _swatch(colors.regime_color(self.regimes.names[i]), self.regimes.names[i])
-            for i in present
-            if i
-        ]
+        pal_all = self.regimes.palette
+        items = [_swatch(pal_all[i], self.regimes.names[i]) for i in present if i]
         if 0 in present:
             items.append(_swatch(NOT_COMPUTED_COLOR, NOT_COMPUTED))
         lines = "".join(

@@ -322,7 +322,9 @@ class RegimeIndex:
 
     @property
     def palette(self) -> list[str]:
-        return [NOT_COMPUTED_COLOR] + [colors.regime_color(n) for n in self.names[1:]]
+        # all the names together, so that any two stay distinguishable (CIEDE2000)
+        m = colors.regime_colors(self.names[1:])
+        return [NOT_COMPUTED_COLOR] + [m[n] for n in self.names[1:]]
 
 
 # ------------------------------------------------------------------------ slice
