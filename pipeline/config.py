@@ -36,6 +36,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, ValidationError
 
+from .models._spec import num
 from .paths import path_problem, user_path
 from .refine import MAX_LEVELS, RefineAxis, RefineGrid
 
@@ -394,15 +395,6 @@ def _axis_values(name: str, v: Any, problems: list) -> tuple[np.ndarray | None, 
         return vals, "list"
     problems.append((f, f"must be {_AXIS_FORMS}; got {v!r}"))
     return None, "fixed"
-
-
-def num(x: float) -> str:
-    """A number as text that reads back as the same float: ``:g`` where that is exact
-    (``10``, ``1e+06``, ``0.02``), else every digit (``10.000001``, not ``10``), so that
-    a message shows why a value is refused."""
-    x = float(x)
-    short = f"{x:g}"
-    return short if float(short) == x else repr(x)
 
 
 def _check_bounds(param, name: str, vals: np.ndarray, sector: int | None, problems: list) -> None:

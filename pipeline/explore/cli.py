@@ -7,19 +7,23 @@ from typing import Annotated
 
 import typer
 
+from ..paths import cli_path
+from ..term import clean
 from .offline import MAX_CELLS
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    typer.echo(f"error: {msg}", err=True)
+    typer.echo(f"error: {clean(msg)}", err=True)
     raise typer.Exit(code)
 
 
 def explore(
-    cube: Annotated[Path, typer.Argument(help="cube (zarr store)")],
+    cube: Annotated[Path, typer.Argument(help="cube (zarr store)", callback=cli_path)],
     html: Annotated[
         Path | None,
-        typer.Option("--html", help="write a self-contained offline page to this file"),
+        typer.Option(
+            "--html", help="write a self-contained offline page to this file", callback=cli_path
+        ),
     ] = None,
     port: Annotated[int, typer.Option(help="port to serve on (0: any free port)")] = 5006,
     host: Annotated[str, typer.Option(help="address to serve on")] = "127.0.0.1",
@@ -53,10 +57,10 @@ def explore(
             from .offline import mb, write_html
 
             def announce(size: int) -> None:
-                typer.echo(f"writing {html}: about {mb(size)} (estimated)", err=True)
+                typer.echo(f"writing {clean(html)}: about {mb(size)} (estimated)", err=True)
 
             path = write_html(ds, html, str(cube), max_cells=max_cells, announce=announce, **kw)
-            typer.echo(f"wrote {html} ({mb(path.stat().st_size)})")
+            typer.echo(f"wrote {clean(html)} ({mb(path.stat().st_size)})")
         else:
             from .server import serve
 

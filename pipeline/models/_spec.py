@@ -177,6 +177,15 @@ class Param:
         return f"{left}{lo}, {hi}{right}"
 
 
+def num(x: float) -> str:
+    """A number as text that reads back as the same float: ``:g`` where that is exact
+    (``10``, ``1e+06``, ``0.02``), else every digit (``10.000001``, not ``10``), so that
+    a message shows why a value is refused."""
+    x = float(x)
+    short = f"{x:g}"
+    return short if float(short) == x else repr(x)
+
+
 # ------------------------------------------------------------------------- outputs
 
 
@@ -548,10 +557,10 @@ def range_problems(params, values, given: set[str], J: int) -> list[tuple[str, s
         bad = (v < p.floor) & ~at_lo
         if np.any(bad):
             meaning = p.meaning.replace("{j}", str(j)) if j else p.meaning
-            zero = f"{p.lo:g} or " if p.lo is not None and not p.lo_open else ""
-            out.append((f"params.{name}", f"{meaning} must be {zero}>= {p.floor:g} (its "
+            zero = f"{num(p.lo)} or " if p.lo is not None and not p.lo_open else ""
+            out.append((f"params.{name}", f"{meaning} must be {zero}>= {num(p.floor)} (its "
                         f"documented range is {p.bounds_text()}, where the kernels are "
-                        f"accurate); got {float(v[bad][0]):g}"))  # fmt: skip
+                        f"accurate); got {num(v[bad][0])}"))  # fmt: skip
     if any(p.name == "lam_{j}S" for p in params):
         lo, hi = MAGNITUDE
         for j in range(1, J + 1):
@@ -562,8 +571,8 @@ def range_problems(params, values, given: set[str], J: int) -> list[tuple[str, s
                 if np.any((r < lo) | (r > hi)):
                     out.append((f"params.{S}", f"r_{j} = lam_{j}S / lam_{j}N must be in "
                                 f"[{lo:g}, {hi:g}] (the documented range of relative "
-                                f"productivities); it is {float(r.min()):g} to "
-                                f"{float(r.max()):g} over the grid"))  # fmt: skip
+                                f"productivities); it is {num(r.min())} to "
+                                f"{num(r.max())} over the grid"))  # fmt: skip
     return out
 
 
