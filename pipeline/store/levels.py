@@ -536,28 +536,6 @@ def damaged_blocks(path: Path, level: int, names, ndim: int, blocks) -> set[int]
     return missing | misplaced
 
 
-def missing_chunks(path: Path, level: int, names, ndim: int, blocks) -> set[int]:
-    """Blocks of a level marked done for which some variable's chunk file is absent."""
-    from .read import _chunk_files, _chunk_grid
-
-    d = level_dir(path, level)
-    bad: set[int] = set()
-    blocks = sorted(blocks)
-    for name in names:
-        g = _chunk_grid(d, str(name))
-        if g is None:
-            continue
-        shape, chunks, sep = g
-        nch = [math.ceil(s / c) for s, c in zip(shape[:ndim], chunks[:ndim])]
-        tail = ["0"] * (len(shape) - ndim)
-        present = _chunk_files(d / str(name), sep)
-        for b in blocks:
-            idx = [str(int(i)) for i in np.unravel_index(b, nch)] if ndim else []
-            if sep.join(["c", *idx, *tail]) not in present:
-                bad.add(b)
-    return bad
-
-
 def spec_of(path: Path) -> SweepSpec:
     """The sweep of a stored cube (its own config; output = the cube)."""
     import zarr

@@ -22,7 +22,6 @@ needed.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from pathlib import Path
@@ -31,29 +30,18 @@ import numpy as np
 import xarray as xr
 
 from .cube import STATE, done_blocks
+from .integrity import chunk_layout
 
 
 class DamagedCubeWarning(UserWarning):
     """Blocks marked done whose data is missing: read as not computed."""
 
 
-def _chunk_grid(path: Path, var: str) -> tuple[list[int], list[int], str] | None:
-    """``(shape, chunk shape, key separator)`` of a stored variable, from its metadata."""
-    try:
-        meta = json.loads((path / var / "zarr.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    grid = meta.get("chunk_grid", {}).get("configuration", {})
-    enc = meta.get("chunk_key_encoding", {})
-    sep = enc.get("configuration", {}).get("separator", "/")
-    if enc.get("name", "default") != "default":
-        return None
-    return list(meta.get("shape", [])), list(grid.get("chunk_shape", [])), sep
-
-
 def missing_chunks(path: Path, ds: xr.Dataset, blocks) -> set[int]:
     """Blocks (ids over the swept dims, C order) among ``blocks`` for which some
-    variable's chunk file is absent. Chunks are the blocks (plus whole extra dims)."""
+    variable's chunk file is absent. Chunks are the blocks (plus whole extra dims).
+    The reader's check before chunk checksums (:func:`damaged_blocks`), kept as the
+    baseline of ``benchmarks/bench_read.py``."""
     path = Path(path)
     swept = ds["done"].dims
     bad: set[int] = set()
@@ -61,7 +49,7 @@ def missing_chunks(path: Path, ds: xr.Dataset, blocks) -> set[int]:
     if not blocks:
         return bad
     for name in ds.data_vars:
-        g = _chunk_grid(path, str(name))
+        g = chunk_layout(path / str(name))
         if g is None:
             continue
         shape, chunks, sep = g
