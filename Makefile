@@ -20,7 +20,7 @@ demo: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python scripts/workflow.py --cores $(CORES) --snakefile Snakefile
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(CORES) tests
 
 lint: install
 	$(BIN)/ruff check pipeline tests benchmarks

@@ -70,7 +70,8 @@ def _load(config: Path, output: Path | None = None):
         err.print("Nothing was written. Fix the fields above and run again.")
         raise typer.Exit(2) from None
     for note in spec.notes:
-        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        # unwrapped: a note quotes paths, which a folded line would break
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     return spec
 
 
@@ -178,7 +179,7 @@ def plan(
     for line in est.lines():
         console.print(line)
     console.print(dev_line, highlight=False, markup=False)
-    console.print(f"output           {spec.output}", highlight=False, markup=False)
+    console.print(f"output           {spec.output}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _plan_refined(spec, workers, json_out: bool, device: str | None = None) -> None:
@@ -226,7 +227,7 @@ def _plan_refined(spec, workers, json_out: bool, device: str | None = None) -> N
         highlight=False,
     )
     console.print(dev_line, highlight=False, markup=False)
-    console.print(f"output           {spec.output}", highlight=False, markup=False)
+    console.print(f"output           {spec.output}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -322,7 +323,10 @@ def _local_cluster(workers: int):
         # one core per worker process: XLA's own thread pool would oversubscribe
         "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
     }
-    with _sigint_ignored():
+    with _sigint_ignored(), warnings.catch_warnings():
+        # no dashboard; the scheduler's small HTTP server (health routes) still asks for
+        # port 8787 first and, when another cluster holds it, warns and takes a free one
+        warnings.filterwarnings("ignore", message="Port .* is already in use")
         return LocalCluster(
             n_workers=workers,
             threads_per_worker=1,

@@ -260,7 +260,11 @@ def test_reading_a_cube_and_help_do_not_import_jax(small_cube, args):
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-2000:]
 
 
-def test_cli_models_and_new(tmp_path):
+def test_cli_models_and_new(tmp_path, monkeypatch):
+    import pipeline.cli as cli_module
+
+    # the module's console may have fixed its width when it was made (COLUMNS then)
+    monkeypatch.setattr(cli_module.console, "_width", 250)
     r = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["models"])
     assert r.exit_code == 0
     for m in BUILTIN:
