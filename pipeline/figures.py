@@ -450,6 +450,14 @@ def _diverging_norm(vals: np.ndarray):
     return Normalize(vmin=lo, vmax=hi), extend, lo, hi
 
 
+def _ordinal(q: float) -> str:
+    """``2nd``, ``98th``, ``1st``, ``12.5th``."""
+    n = f"{q:g}"
+    if not n.isdigit() or 10 <= int(n) % 100 <= 20:
+        return n + "th"
+    return n + {1: "st", 2: "nd", 3: "rd"}.get(int(n) % 10, "th")
+
+
 def _panel_pv(ax, ds, sub, x, y, k):
     v = sub["pv_gain"].sel(target=k).where(sub["done"])
     vals = np.asarray(v.transpose(y, x).values, float)
@@ -457,7 +465,7 @@ def _panel_pv(ax, ds, sub, x, y, k):
     label = "pv_gain (gain over staying in B1)"
     if extend != "neither":
         q0, q1 = ROBUST_PERCENTILES
-        label += f"\ncolours span its {q0:g}th-{q1:g}th percentiles; arrows: beyond"
+        label += f"\ncolours span its {_ordinal(q0)}-{_ordinal(q1)} percentiles; arrows: beyond"
     _heat(
         ax,
         sub,
