@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -29,9 +30,63 @@ import time
 from io import BytesIO
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+
+# ------------------------------------------- the open-time check before this change
+
+
+def missing_chunks(path: Path, ds: object, blocks) -> set[int]:
+    """Blocks (ids over the swept dims, C order) among ``blocks`` for which some
+    variable's chunk file is absent. Chunks are the blocks (plus whole extra dims).
+    The reader's check before chunk checksums (``pipeline.store.read.damaged_blocks``),
+    the baseline of :func:`check_alone`."""
+    from pipeline.store.integrity import chunk_layout
+
+    path = Path(path)
+    swept = ds["done"].dims
+    bad: set[int] = set()
+    blocks = sorted(blocks)
+    if not blocks:
+        return bad
+    for name in ds.data_vars:
+        g = chunk_layout(path / str(name))
+        if g is None:
+            continue
+        shape, chunks, sep = g
+        nd = len(swept)
+        nch = [math.ceil(s / c) for s, c in zip(shape[:nd], chunks[:nd])]
+        extra = [math.ceil(s / c) for s, c in zip(shape[nd:], chunks[nd:])]
+        if any(e != 1 for e in extra):
+            continue
+        tail = [0] * len(extra)
+        present = chunk_files(path / str(name), sep)
+        for b in blocks:
+            idx = list(np.unravel_index(b, nch)) if nd else []
+            key = sep.join(["c", *(str(int(i)) for i in idx + tail)])
+            if key not in present:
+                bad.add(b)
+    return bad
+
+
+def chunk_files(vdir: Path, sep: str) -> set[str]:
+    """Keys (``c/0/1``) of the chunk files of the array at ``vdir``."""
+    root = vdir / "c"
+    out = set()
+    if not root.is_dir():
+        return out
+    if sep == "/":
+        n = len(vdir.parts)
+        for p in root.rglob("*"):
+            if p.is_file():
+                out.add("/".join(p.parts[n:]))
+    else:
+        out = {p.name for p in vdir.iterdir() if p.is_file()}
+    return out
+
 
 QUERY = """
 import json, sys, time, warnings
@@ -89,7 +144,8 @@ CHECK = """
 import json, sys, time
 import xarray as xr
 from pipeline.store.cube import done_blocks
-from pipeline.store.read import damaged_blocks, missing_chunks
+from pipeline.store.read import damaged_blocks
+from bench_read import missing_chunks
 path, reps = sys.argv[1], int(sys.argv[2])
 ds = xr.open_zarr(path)
 blocks = done_blocks(path)
@@ -105,8 +161,11 @@ print(json.dumps(out | {"blocks": len(blocks), "variables": len(ds.data_vars)}))
 def check_alone(path: Path, reps: int) -> dict:
     """The open-time check alone, in one process: the old listing of chunk files
     (``missing_chunks``) against the new per-chunk checksum reads (``damaged_blocks``)."""
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
+    )
     res = subprocess.run([sys.executable, "-c", CHECK, str(path), str(reps)], cwd=ROOT,
-                         check=True, capture_output=True, text=True)  # fmt: skip
+                         env=env, check=True, capture_output=True, text=True)  # fmt: skip
     r = json.loads(res.stdout.strip().splitlines()[-1])
     return {k: statistics.median(r[k]) for k in ("old", "new")} | {
         "blocks": r["blocks"], "variables": r["variables"]}  # fmt: skip

@@ -31,7 +31,6 @@ is restored from the root's consolidated copy.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -41,9 +40,9 @@ from typing import Any
 
 import numpy as np
 
+from .cube import STATE
 from .errors import StoreError
 
-STATE = "_marshall"
 RECORD = "meta.json"
 
 
@@ -51,15 +50,27 @@ def record_path(path: Path) -> Path:
     return Path(path) / STATE / RECORD
 
 
-def _doc(f: Path) -> dict | None:
+def _full(f: Path) -> dict | None:
+    """A ``zarr.json`` as stored (``None``: missing or not a JSON object)."""
     try:
-        d = json.loads(f.read_text())
+        d = json.loads(Path(f).read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
-    if not isinstance(d, dict):
-        return None
-    d.pop("consolidated_metadata", None)
+    return d if isinstance(d, dict) else None
+
+
+def _doc(f: Path) -> dict | None:
+    """A ``zarr.json`` without the root's ``consolidated_metadata``."""
+    d = _full(f)
+    if d is not None:
+        d.pop("consolidated_metadata", None)
     return d
+
+
+def _consolidated(path: Path) -> dict | None:
+    """The root's consolidated copies of the nodes' metadata (``None``: none)."""
+    root = _full(Path(path) / "zarr.json") or {}
+    return (root.get("consolidated_metadata") or {}).get("metadata")
 
 
 def nodes(path: Path) -> dict[str, dict | None]:
@@ -271,8 +282,7 @@ def check(path: Path, spec) -> tuple[list[str], dict]:
         fix["config"] = True
     found = nodes(path)
     rec = read_record(path, spec.config_hash)
-    cons = ((json.loads((path / "zarr.json").read_text()) if (path / "zarr.json").is_file()
-             else {}).get("consolidated_metadata") or {}).get("metadata")  # fmt: skip
+    cons = _consolidated(path)
     if rec is None:
         if record_path(path).exists():
             problems.append(f"{STATE}/{RECORD} (the record of the cube's metadata) is damaged; "
@@ -324,7 +334,6 @@ def check(path: Path, spec) -> tuple[list[str], dict]:
     if fix["nodes"] or fix["values"] or fix["config"]:
         fix["consolidate"] = fix["consolidate"] or cons is not None
     fix["spec"] = spec
-    fix["record"] = rec is not None
     return problems, fix
 
 
@@ -336,10 +345,12 @@ def restore(path: Path, fix: dict) -> list[str]:
     (an empty list: everything was)."""
     import zarr
 
+    from .cube import _atomic_write
+
     path = Path(path)
     spec = fix["spec"]
     rec = read_record(path, spec.config_hash)
-    cons = (_full(path / "zarr.json").get("consolidated_metadata") or {}).get("metadata") or {}
+    cons = _consolidated(path) or {}
     cannot: list[str] = []
     for rel in fix["nodes"]:
         doc = (rec or {}).get("nodes", {}).get(rel) if rec is not None else cons.get(rel)
@@ -348,12 +359,10 @@ def restore(path: Path, fix: dict) -> list[str]:
             continue
         f = path / rel / "zarr.json"
         if rel == "":
-            full = _full(f)
+            full = _full(f) or {}
             if "consolidated_metadata" in full:
                 doc = dict(doc) | {"consolidated_metadata": full["consolidated_metadata"]}
         f.parent.mkdir(parents=True, exist_ok=True)
-        from .cube import _atomic_write
-
         _atomic_write(f, json.dumps(doc, indent=2))
     if fix.get("config") and "" not in fix["nodes"]:
         root = zarr.open_group(path, mode="r+")
@@ -370,14 +379,6 @@ def restore(path: Path, fix: dict) -> list[str]:
     if fix["consolidate"]:
         consolidate(path, spec)
     return cannot
-
-
-def _full(f: Path) -> dict:
-    try:
-        d = json.loads(Path(f).read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-    return d if isinstance(d, dict) else {}
 
 
 def consolidate(path: Path, spec=None) -> None:
@@ -402,8 +403,3 @@ def consolidate(path: Path, spec=None) -> None:
     with warnings.catch_warnings():  # "consolidated metadata is not part of zarr v3 (yet)"
         warnings.simplefilter("ignore")
         zarr.consolidate_metadata(path)
-
-
-def remove_record(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        record_path(path).unlink()

@@ -30,42 +30,10 @@ import numpy as np
 import xarray as xr
 
 from .cube import STATE, done_blocks
-from .integrity import chunk_layout
 
 
 class DamagedCubeWarning(UserWarning):
     """Blocks marked done whose data is missing: read as not computed."""
-
-
-def missing_chunks(path: Path, ds: xr.Dataset, blocks) -> set[int]:
-    """Blocks (ids over the swept dims, C order) among ``blocks`` for which some
-    variable's chunk file is absent. Chunks are the blocks (plus whole extra dims).
-    The reader's check before chunk checksums (:func:`damaged_blocks`), kept as the
-    baseline of ``benchmarks/bench_read.py``."""
-    path = Path(path)
-    swept = ds["done"].dims
-    bad: set[int] = set()
-    blocks = sorted(blocks)
-    if not blocks:
-        return bad
-    for name in ds.data_vars:
-        g = chunk_layout(path / str(name))
-        if g is None:
-            continue
-        shape, chunks, sep = g
-        nd = len(swept)
-        nch = [math.ceil(s / c) for s, c in zip(shape[:nd], chunks[:nd])]
-        extra = [math.ceil(s / c) for s, c in zip(shape[nd:], chunks[nd:])]
-        if any(e != 1 for e in extra):
-            continue
-        tail = [0] * len(extra)
-        present = _chunk_files(path / str(name), sep)
-        for b in blocks:
-            idx = list(np.unravel_index(b, nch)) if nd else []
-            key = sep.join(["c", *(str(int(i)) for i in idx + tail)])
-            if key not in present:
-                bad.add(b)
-    return bad
 
 
 def damaged_blocks(path: Path, ds: xr.Dataset, blocks) -> set[int]:
@@ -77,21 +45,6 @@ def damaged_blocks(path: Path, ds: xr.Dataset, blocks) -> set[int]:
     missing, misplaced = check(path, list(ds.data_vars), len(ds["done"].dims), blocks,
                                lambda b: read_marker(path, b))  # fmt: skip
     return missing | misplaced
-
-
-def _chunk_files(vdir: Path, sep: str) -> set[str]:
-    root = vdir / "c"
-    out = set()
-    if not root.is_dir():
-        return out
-    if sep == "/":
-        n = len(vdir.parts)
-        for p in root.rglob("*"):
-            if p.is_file():
-                out.add("/".join(p.parts[n:]))
-    else:
-        out = {p.name for p in vdir.iterdir() if p.is_file()}
-    return out
 
 
 def _block_mask(ds: xr.Dataset, chunks: tuple[int, ...], blocks: set[int]) -> np.ndarray:
