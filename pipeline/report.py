@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import query as _query  # noqa: F401  (registers ds.marshall)
+from .query.meta import is_refined
 from .store import open_cube
 
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
@@ -102,12 +103,11 @@ def cube_section(
         f"{s['multiple']:,} ({share_mult:.1%})"
     )
     lines.append("")
-    share_of = shares
-    shares = acc.regime_share(of=share_of)
-    counted = shares.attrs["counted"]
-    refined = "points_computed" in ds.attrs
+    share = acc.regime_share(of=shares)
+    counted = share.attrs["counted"]
+    refined = is_refined(ds)
     lines += ["### Regimes (sets of stable equilibria)", ""]
-    if refined and share_of == "area":
+    if refined and shares == "area":
         lines += [
             f"*Shares of the area: all {counted:,} points of the finest grid, each computed "
             "or showing its nearest computed point (the refined sweep computed "
@@ -121,12 +121,12 @@ def cube_section(
             "near the boundaries: not shares of the area (`marshall report` gives those).*",
             "",
         ]
-    what = "finest-grid points" if refined and share_of == "area" else "points"
-    head = shares.attrs["caption"] if refined else "share of points"
+    what = "finest-grid points" if refined and shares == "area" else "points"
+    head = share.attrs["caption"] if refined else "share of points"
     lines += [
         md_table(
             ["regime", head, what],
-            [(r, f"{v:.2%}", round(v * counted)) for r, v in shares.items()],
+            [(r, f"{v:.2%}", round(v * counted)) for r, v in share.items()],
         ),
         "",
     ]
@@ -166,13 +166,13 @@ def cube_section(
                 else f"- [{f.stem} (pdf)]({rel})"
             )
         lines.append("")
-    top = shares.idxmax() if len(shares) else ""
+    top = share.idxmax() if len(share) else ""
     overview = {
         "cube": name,
         "model": s["model"] + J.replace(", ", " "),
         "points": f"{s['done']:,}/{s['points']:,}",
-        "regimes": len(shares),
-        "most common regime": f"{top} ({shares.max():.0%})" if top else "",
+        "regimes": len(share),
+        "most common regime": f"{top} ({share.max():.0%})" if top else "",
         "claims": ("FAIL (as expected)" if m is not None and m.claims_note else "FAIL")
         if n_failed
         else ("ok" if claims["checked"].sum() else "n/a"),
